@@ -1,0 +1,37 @@
+"""Data: corpora, cleaning, tokenizer, pre-training examples and downstream tasks.
+
+Names are imported lazily (as in ``minibert/__init__.py``) so ``import minibert.data`` stays light:
+a lesson that only loads a corpus does not pay for importing torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Document": "minibert.data.corpora",
+    "KNOWN_CORPORA": "minibert.data.corpora",
+    "load_corpus": "minibert.data.corpora",
+    "iter_wiki_pages": "minibert.data.corpora",
+    "parse_wikitext": "minibert.data.wikitext",
+    "load_task": "minibert.data.tasks",
+    "TaskData": "minibert.data.tasks",
+    "load_similarity_benchmark": "minibert.data.tasks",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'minibert.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: the next lookup skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
