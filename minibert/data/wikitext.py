@@ -348,12 +348,30 @@ class _Renderer:
 
     def plain(self, code) -> str:
         """Render a fragment (a heading title, a template argument) to a one-line string."""
+        return self.fragment(code)[0]
+
+    def fragment(self, code) -> tuple[str, list]:
+        """Render a fragment to one line of text and the link spans inside it."""
         sub = _Renderer(self.skip_sections)
         sub.render(code)
         sub.end_paragraph()
         self.removed.update(sub.removed)
         self.removed_chars.update(sub.removed_chars)
-        return " ".join(p.text for p in sub.paragraphs)
+        text, links = "", []
+        for paragraph in sub.paragraphs:
+            offset = len(text) + (1 if text else 0)
+            text = f"{text} {paragraph.text}" if text else paragraph.text
+            links += [(s + offset, e + offset, t) for s, e, t in paragraph.links]
+        return text, links
+
+    def write_fragment(self, text: str, links: list) -> None:
+        """Append a rendered fragment (already whitespace-clean), keeping its link spans."""
+        if not text:
+            return
+        self._trail_link = None  # template output is not a link trail
+        self._write_inline(text)
+        landed = self._length - len(text)  # where the fragment's first character went
+        self._links += [[s + landed, e + landed, t] for s, e, t in links]
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -510,7 +528,10 @@ class _Renderer:
             self.drop("templates", node)
             return
         self.note("templates_rendered", node)
-        self._write_inline(rendered)
+        if isinstance(rendered, tuple):
+            self.write_fragment(*rendered)
+        else:
+            self._write_inline(rendered)
 
 
 def _normalize_target(title: str) -> str:
@@ -531,10 +552,13 @@ def _named(node: Template, key: str, renderer: _Renderer) -> str | None:
     return None
 
 
-def _render_inline_template(name: str, node: Template, renderer: _Renderer) -> str | None:
+def _render_inline_template(
+    name: str, node: Template, renderer: _Renderer
+) -> str | tuple[str, list] | None:
     """Text a reader sees for the few inline templates that carry part of a sentence.
 
-    Returns None for every other template (infoboxes, navboxes, hatnotes, maintenance tags),
+    Templates that wrap prose (``nowrap``, ``lang``) return ``(text, link spans)`` so links inside
+    them survive. Returns None for every other template (infoboxes, navboxes, hatnotes, maintenance tags),
     which the caller drops. Only the visible words are produced, not MediaWiki's exact HTML.
     """
     if name in ("convert", "cvt"):
@@ -551,13 +575,13 @@ def _render_inline_template(name: str, node: Template, renderer: _Renderer) -> s
             words.append(rest[0])
         return " ".join(w for w in words if w)
     if name == "lang" or name.startswith("lang-") or name in ("transl", "transliteration"):
-        args = _positional(node, renderer)
-        return args[-1] if args else None
+        values = [p.value for p in node.params if not p.showkey]
+        return renderer.fragment(values[-1]) if values else None
     if name in ("nowrap", "nobr", "smaller", "small", "sc", "smallcaps", "vr", "nobold",
                 "noitalic", "em", "strong", "mvar", "math", "var", "quote", "blockquote",
                 "keypress", "nihongo", "nihongo2", "abbr", "abbrlink"):  # fmt: skip
-        args = _positional(node, renderer)
-        return args[0] if args else None
+        values = [p.value for p in node.params if not p.showkey]
+        return renderer.fragment(values[0]) if values else None
     if name == "chem":
         return "".join(_positional(node, renderer)) or None
     if name in ("frac", "sfrac"):
