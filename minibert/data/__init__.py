@@ -19,6 +19,17 @@ _EXPORTS = {
     "load_task": "minibert.data.tasks",
     "TaskData": "minibert.data.tasks",
     "load_similarity_benchmark": "minibert.data.tasks",
+    "train_wordpiece": "minibert.data.tokenizer",
+    "save_tokenizer": "minibert.data.tokenizer",
+    "load_tokenizer": "minibert.data.tokenizer",
+    "tokenizer_report": "minibert.data.tokenizer",
+    "TokenizerReport": "minibert.data.tokenizer",
+    "split_by_document": "minibert.data.pretraining",
+    "encode_documents": "minibert.data.pretraining",
+    "create_pretraining_examples": "minibert.data.pretraining",
+    "PretrainingExample": "minibert.data.pretraining",
+    "SpecialTokenIds": "minibert.data.pretraining",
+    "MaskingCollator": "minibert.data.pretraining",
 }
 
 __all__ = list(_EXPORTS)
