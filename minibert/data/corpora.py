@@ -493,7 +493,7 @@ _HUB_DETOKENIZE = (
     (re.compile(r" @([-,.])@ "), r"\1"),  # "1 @,@ 000" -> "1,000", "well @-@ known"
     (re.compile(r" ([.,;:!?%)\]}])"), r"\1"),
     (re.compile(r"([(\[{]) "), r"\1"),
-    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b"), r"\1"),
+    (re.compile(r" (n't|'t|'s|'re|'ve|'ll|'d|'m)\b"), r"\1"),
 )
 
 
