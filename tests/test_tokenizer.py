@@ -199,3 +199,24 @@ def test_unknown_characters_become_unk(tokenizer):
 def test_report_rejects_empty_input(tokenizer):
     with pytest.raises(ValueError, match="no words"):
         tokenizer_report(tokenizer, ["", "  "])
+
+
+def test_saved_folder_serves_the_fill_mask_pipeline(tokenizer, tmp_path):
+    """The folder, next to any BERT MLM (here a tiny random transformers one), is what
+    ``pipeline("fill-mask")`` needs: the mask token and the BERT tokenizer class."""
+    from transformers import BertConfig, BertForMaskedLM, pipeline
+
+    folder = save_tokenizer(tokenizer, tmp_path / "model")
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertForMaskedLM(config).save_pretrained(str(folder))
+    fill = pipeline("fill-mask", model=str(folder), tokenizer=str(folder), top_k=3)
+    predictions = fill("the government [MASK] today.")
+    assert len(predictions) == 3
+    assert all(p["sequence"].startswith("the government") for p in predictions)
