@@ -165,8 +165,11 @@ class StepReport:
         return self.to_table()
 
 
-def format_reports(reports: Sequence[StepReport]) -> str:
-    """All steps as one table, a row per step: the "before/after" view of a cleaning run."""
+def format_reports(reports: Sequence[StepReport], max_what: int = 5) -> str:
+    """All steps as one table, a row per step: the "before/after" view of a cleaning run.
+
+    The last column lists removal reasons and cut counts, largest ``max_what`` first.
+    """
     header = ("step", "docs in", "docs out", "removed", "changed", "bytes removed", "what")
     rows = []
     for report in reports:
@@ -179,7 +182,7 @@ def format_reports(reports: Sequence[StepReport]) -> str:
                 str(report.docs_removed),
                 str(report.docs_changed),
                 f"{report.bytes_removed:,}",
-                ", ".join(f"{k}={v}" for k, v in what.items() if v) or "-",
+                _top_items(what, max_what),
             )
         )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
@@ -339,6 +342,14 @@ def _histogram(values: Sequence[int], bins: int) -> dict[str, list[float]]:
     edges = np.arange(0, width * bins + 1, width)  # exactly `bins` bins covering 0..top
     counts, edges = np.histogram(values, bins=edges)
     return {"bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def _top_items(counts: dict[str, int], limit: int) -> str:
+    items = sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1])
+    text = ", ".join(f"{k}={v:,}" for k, v in items[:limit])
+    if len(items) > limit:
+        text += f", ... (+{len(items) - limit} more)"
+    return text or "-"
 
 
 def _two_columns(rows: Sequence[tuple[str, str]]) -> str:
