@@ -477,6 +477,17 @@ def require_hub(what: str, offline_alternatives: Iterable[str]):
         ) from err
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     url = urlparse(endpoint)
+    # Behind a proxy the hub itself is not directly reachable; the proxy is what must answer.
+    proxy = next(
+        (
+            os.environ[v]
+            for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+            if os.environ.get(v)
+        ),
+        None,
+    )
+    if proxy and url.hostname not in ("127.0.0.1", "localhost"):
+        url = urlparse(proxy if "://" in proxy else f"http://{proxy}")
     host = url.hostname or "huggingface.co"
     port = url.port or (80 if url.scheme == "http" else 443)
     if not _probe(host, port, _HUB_PROBE_SECONDS):
