@@ -103,9 +103,10 @@ POLICY_PHRASES = (
 _JAVASCRIPT = re.compile(r"\bjavascript\b", re.IGNORECASE)
 
 # Wikipedia-style citation and maintenance markers: [1], [a], [edit], [note 3],
-# [citation needed], [clarification needed], [according to whom?] ...
+# [citation needed], [clarification needed], [according to whom?] ... Footnote letters are
+# lower case only: "[I]" is more often an editorial insertion in a quotation.
 _CITATION_MARKER = re.compile(
-    r"\[(?:\d{1,4}|[a-z]|edit|(?:note|nb|n) ?\d{1,3}|[a-z][a-z ]{1,40} needed|[a-z][a-z ]{1,30}\?)\]",
+    r"\[(?:\d{1,4}|(?-i:[a-z])|edit|(?:note|nb|n) ?\d{1,3}|[a-z][a-z ]{1,40} needed|[a-z][a-z ]{1,30}\?)\]",
     re.IGNORECASE,
 )
 _SPACE_BEFORE_PUNCTUATION = re.compile(r" +([.,;:!?])")
