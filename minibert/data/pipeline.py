@@ -207,13 +207,15 @@ class PreparedData(PreparedCorpus):
     ``train_ids[d][s]`` is the list of token ids (no special tokens) of sentence ``s`` of
     training document ``d`` -- the input of
     :func:`minibert.data.pretraining.create_pretraining_examples`. ``tokenizer`` is a
-    ``transformers`` fast tokenizer; the same files are in ``cache_path / "tokenizer"``.
+    ``transformers`` fast tokenizer; the same files are in ``tokenizer_path``. After a cache
+    hit it is loaded on first use: importing ``transformers`` takes seconds, and a lesson that
+    only looks at the statistics or the ids need not pay for it.
     """
 
     corpus_key: str = ""  # the corpus entry's cache key (``fingerprint`` is this entry's)
     train_ids: list[list[list[int]]] = field(default_factory=list)
     valid_ids: list[list[list[int]]] = field(default_factory=list)
-    tokenizer: Any = None
+    _tokenizer: Any = field(default=None, repr=False, compare=False)
     tokenizer_report: Any = None  # minibert.data.tokenizer.TokenizerReport on valid documents
     tokenizer_fingerprint: str = ""
     corpus_cache_path: Path | None = None
@@ -221,6 +223,14 @@ class PreparedData(PreparedCorpus):
     @property
     def tokenizer_path(self) -> Path | None:
         return None if self.cache_path is None else self.cache_path / "tokenizer"
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None and self.tokenizer_path is not None:
+            from minibert.data.tokenizer import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.tokenizer_path)
+        return self._tokenizer
 
     def run_info(self) -> dict[str, Any]:
         """What a run directory's ``run.json`` records about its data."""
@@ -468,7 +478,7 @@ def _build_data(corpus: PreparedCorpus, key: str, progress: bool) -> PreparedDat
         corpus_key=corpus.fingerprint,
         train_ids=train_ids,
         valid_ids=valid_ids,
-        tokenizer=tokenizer,
+        _tokenizer=tokenizer,
         tokenizer_report=report,
         tokenizer_fingerprint="",  # set from the saved tokenizer.json in _write_data_entry
     )
@@ -838,7 +848,7 @@ def _write_data_entry(folder: Path, data: PreparedData) -> None:
 
 
 def _read_data_entry(folder: Path, corpus: PreparedCorpus) -> PreparedData:
-    from minibert.data.tokenizer import TokenizerReport, load_tokenizer
+    from minibert.data.tokenizer import TokenizerReport
 
     started = time.perf_counter()
     manifest = _read_manifest(folder)
@@ -852,7 +862,8 @@ def _read_data_entry(folder: Path, corpus: PreparedCorpus) -> PreparedData:
         corpus.valid_documents
     ):
         raise CacheCorruptError("id arrays do not match the corpus documents")
-    tokenizer = load_tokenizer(folder / "tokenizer")
+    if not (folder / "tokenizer" / "tokenizer.json").is_file():
+        raise CacheCorruptError("no tokenizer/tokenizer.json")
     report = manifest.get("tokenizer_report")
     fields_ = {f.name: getattr(corpus, f.name) for f in fields(PreparedCorpus)}
     fields_.update(
@@ -865,7 +876,6 @@ def _read_data_entry(folder: Path, corpus: PreparedCorpus) -> PreparedData:
         corpus_key=corpus.fingerprint,
         train_ids=train_ids,
         valid_ids=valid_ids,
-        tokenizer=tokenizer,
         tokenizer_report=TokenizerReport(**report) if report else None,
         tokenizer_fingerprint=manifest["tokenizer_fingerprint"],
     )
