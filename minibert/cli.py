@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Modules that add verbs, in the order they appear in ``minibert --help``.
-_VERB_MODULES: list[str] = []
+_VERB_MODULES: list[str] = ["minibert.data.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
