@@ -30,6 +30,19 @@ _EXPORTS = {
     "PretrainingExample": "minibert.data.pretraining",
     "SpecialTokenIds": "minibert.data.pretraining",
     "MaskingCollator": "minibert.data.pretraining",
+    "normalize_text": "minibert.data.clean",
+    "split_sentences": "minibert.data.clean",
+    "CleaningConfig": "minibert.data.clean",
+    "CleanedCorpus": "minibert.data.clean",
+    "clean_corpus": "minibert.data.clean",
+    "StepReport": "minibert.data.clean",
+    "CorpusStats": "minibert.data.clean",
+    "format_reports": "minibert.data.clean",
+    "DataConfig": "minibert.data.pipeline",
+    "PreparedCorpus": "minibert.data.pipeline",
+    "PreparedData": "minibert.data.pipeline",
+    "prepare_corpus": "minibert.data.pipeline",
+    "prepare_data": "minibert.data.pipeline",
 }
 
 __all__ = list(_EXPORTS)
