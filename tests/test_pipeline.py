@@ -224,6 +224,23 @@ def test_killed_write_leaves_no_entry(small_corpus, tmp_path, monkeypatch):
     assert not data.from_cache and (data.cache_path / "manifest.json").is_file()
 
 
+def test_leftovers_of_a_killed_run_are_swept(small_corpus, tmp_path):
+    import os
+    import time
+
+    cache = tmp_path / "cache"
+    stale = cache / "data" / ".tmp-abc-1-deadbeef"
+    fresh = cache / "data" / ".tmp-def-2-cafef00d"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "train_tokens.npy").write_bytes(b"partial")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    prepare_data(small_config(small_corpus), cache, progress=False)
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a run still writing
+
+
 def test_empty_corpus_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n", encoding="utf-8")

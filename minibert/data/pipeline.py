@@ -654,6 +654,7 @@ def _atomic_entry(entry: Path) -> Iterator[Path]:
     one. If another process finished the same entry first, ours is discarded.
     """
     entry.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_temporaries(entry.parent)
     tmp = entry.parent / f".tmp-{entry.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -668,6 +669,22 @@ def _atomic_entry(entry: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sweep_stale_temporaries(parent: Path, max_age_seconds: float = 24 * 3600) -> None:
+    """Delete temporary folders that a killed run (SIGKILL, power loss) left behind.
+
+    Only old ones: a younger folder may belong to a run that is still writing.
+    """
+    now = time.time()
+    for path in parent.glob(".tmp-*"):
+        try:
+            if now - path.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # another process removed it first
+    for path in parent.glob(".trash-*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_tree(path: Path) -> None:
