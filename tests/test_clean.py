@@ -101,6 +101,10 @@ def test_normalize_text_rejects_unknown_form_and_non_strings():
             ["Smith et al. (2005) used mice.", "They found it."],
         ),
         ("It was 10 Jan. 2005. 1946 was quiet.", ["It was 10 Jan. 2005.", "1946 was quiet."]),
+        (
+            "He cited Graham v. Florida (Smith 2005, p. 107). Brig. Gen. Lee agreed.",
+            ["He cited Graham v. Florida (Smith 2005, p. 107).", "Brig. Gen. Lee agreed."],
+        ),
         ("Wait... What happened? Nothing!", ["Wait...", "What happened?", "Nothing!"]),
         ("A heading\nFirst line. Second line.", ["A heading", "First line.", "Second line."]),
         ("No terminal punctuation at all", ["No terminal punctuation at all"]),

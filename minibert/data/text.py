@@ -78,7 +78,7 @@ _NEVER_FINAL = _words(
     mr mrs ms mx dr prof rev fr sr hon gen col maj capt cmdr lt sgt cpl adm gov sen rep pres
     supt insp messrs mme mlle
     e.g i.e cf vs viz approx ca c fl b d
-    fig figs eq eqs ch chap sec sect art vol vols pp nos op no
+    fig figs eq eqs ch chap sec sect art vol vols p pp nos op no v brig
     """
 )
 
