@@ -19,7 +19,9 @@ validation runs again on the overridden values.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "accept_overrides",
     "apply_overrides",
     "config_from_dict",
     "config_keys",
@@ -107,7 +110,9 @@ def resolve_key(config: Any, key: str) -> str:
         raise ValueError(
             f"{key!r} is ambiguous: it could mean {', '.join(matches)}. Use the dotted name."
         )
-    raise ValueError(f"unknown config key {key!r}. Valid keys: {', '.join(keys)}")
+    close = difflib.get_close_matches(wanted, keys + list(aliases), n=3, cutoff=0.75)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ValueError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(keys)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,3 +419,35 @@ def describe_keys(config: Any, width: int = 100) -> str:
             value = getattr(value, part)
         lines.append(f"  --{key} {json.dumps(_plain(value))}"[:width])
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# argparse: let a verb take free-form --key value settings
+# --------------------------------------------------------------------------------------------
+
+
+class _OverridesParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that keeps unknown ``--key value`` tokens instead of failing.
+
+    They land, unparsed, in ``namespace.<dest>`` (a list of strings) for
+    :func:`parse_cli_overrides` to read; the verb then validates the keys against its config
+    and reports unknown ones with the list of valid keys, which argparse cannot do.
+    """
+
+    _overrides_dest = "overrides"
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = super().parse_known_args(args, namespace)
+        setattr(namespace, self._overrides_dest, list(extras))
+        return namespace, []
+
+
+def accept_overrides(parser: argparse.ArgumentParser, dest: str = "overrides") -> None:
+    """Make ``parser`` (e.g. a verb's sub-parser) collect unknown options into ``dest``.
+
+    Works with sub-parsers made by ``subparsers.add_parser``, since argparse hands a
+    sub-parser's leftovers back through ``parse_known_args``.
+    """
+    if not isinstance(parser, _OverridesParser):
+        parser.__class__ = type("OverridesParser", (_OverridesParser, type(parser)), {})
+    parser._overrides_dest = dest  # type: ignore[attr-defined]

@@ -1,0 +1,215 @@
+"""Training configuration: every default of the training recipe lives in this one file.
+
+The sections are dataclasses so they validate themselves and map onto ``--key value`` overrides
+(see :mod:`minibert.train.overrides`):
+
+* :class:`OptimConfig`: AdamW, learning-rate schedule, gradient clipping. Reused by fine-tuning.
+* :class:`TrainConfig`: the loop: how long, batch size, accumulation, precision, threads,
+  evaluation/checkpoint/log cadence, seed. Reused by fine-tuning.
+* :class:`ObjectiveConfig`: the pretraining inputs and masking (MLM + NSP).
+* :class:`PretrainConfig`: the whole pretraining run: model preset and size, data, objective,
+  optimizer, loop.
+
+The recipe (issue 5 tunes it; change defaults here, with a comment saying why):
+
+* tiny preset (2 layers, hidden 128), WordPiece vocabulary of 8192, sequences of 128 tokens;
+* BERT's objective (Devlin et al. 2019, Sec. 3.1): 15% of tokens selected, 80/10/10, at most
+  20 predictions per 128-token sequence, next-sentence prediction on;
+* AdamW (Loshchilov & Hutter 2019) with BERT's betas/epsilon and weight decay 0.01 (not on
+  biases and LayerNorm, as in BERT's optimizer), a peak learning rate of 1e-3 (tiny models take a
+  much larger rate than BERT-base's 1e-4), linear warmup over the first 10% then linear decay
+  to zero, gradient clipping at norm 1.0;
+* batch of 32 sequences per optimizer step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from minibert.config import BertConfig
+from minibert.data.pipeline import DataConfig
+from minibert.train.schedule import SCHEDULES
+
+__all__ = [
+    "DEFAULT_MAX_STEPS",
+    "PRECISIONS",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "PretrainConfig",
+    "TrainConfig",
+]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_MAX_STEPS = 1000  # a run given neither --max-steps nor --time-budget stops here
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule (Devlin et al. 2019, Appendix A.2)."""
+
+    lr: float = 1e-3  # peak learning rate; tiny models train well near 1e-3, BERT-base used 1e-4
+    weight_decay: float = 0.01  # BERT's value; not applied to biases and LayerNorm weights
+    betas: tuple[float, float] = (0.9, 0.999)  # BERT's Adam betas
+    eps: float = 1e-6  # BERT's Adam epsilon
+    max_grad_norm: float | None = 1.0  # clip the global gradient norm (None: no clipping)
+    schedule: str = "linear"  # linear | cosine | constant | inverse_sqrt (after warmup)
+    warmup_fraction: float = 0.1  # share of training spent warming up
+    warmup_steps: int | None = None  # if set, overrides warmup_fraction (needs max_steps)
+    min_lr_ratio: float = 0.0  # where the decay ends, as a fraction of lr
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.eps <= 0:
+            raise ValueError(f"optim.eps must be positive, got {self.eps}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(
+                f"optim.max_grad_norm must be positive or None (no clipping), got "
+                f"{self.max_grad_norm}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"optim.schedule {self.schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}"
+            )
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: budget, batching, precision and cadence.
+
+    ``batch_size`` is the *global* batch per optimizer step. It is split into
+    ``grad_accum_steps`` micro-batches, and each micro-batch across the processes of a
+    distributed run, so changing hardware or accumulation never changes the training recipe.
+    """
+
+    max_steps: int | None = None  # stop after this many optimizer steps
+    time_budget: float | None = None  # stop after this many seconds of training (wall clock)
+    batch_size: int = 32  # sequences per optimizer step, over all processes and micro-batches
+    grad_accum_steps: int = 1  # micro-batches per optimizer step (to fit memory)
+    seed: int = 0  # model init, data order, masking and dropout all derive from it
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    device: str = "auto"  # auto: cuda if available, else cpu
+    num_threads: int | None = None  # torch CPU threads; None: all cores (shared among local ranks)
+    eval_every: int = 100  # steps between held-out evaluations (0: only at the end)
+    eval_examples: int = 256  # fixed held-out subset evaluated each time (cheap, comparable)
+    eval_batch_size: int | None = None  # None: same as the training micro-batch
+    checkpoint_every: int = 500  # steps between checkpoints (0: only on stop)
+    keep_checkpoints: int = 3  # newest checkpoints kept; older ones are deleted (0: keep all)
+    log_every: int = 10  # steps between train-metric lines in metrics.jsonl
+    progress: bool = True  # show a tqdm progress bar
+
+    def __post_init__(self) -> None:
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"train.max_steps must be >= 1, got {self.max_steps}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"train.time_budget must be > 0 seconds, got {self.time_budget}")
+        if self.batch_size < 1 or self.grad_accum_steps < 1:
+            raise ValueError(
+                f"train.batch_size ({self.batch_size}) and train.grad_accum_steps "
+                f"({self.grad_accum_steps}) must be >= 1"
+            )
+        if self.batch_size % self.grad_accum_steps:
+            raise ValueError(
+                f"train.batch_size={self.batch_size} is not divisible by train.grad_accum_steps="
+                f"{self.grad_accum_steps}; each micro-batch must have the same size"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"train.precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}"
+            )
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"train.num_threads must be >= 1 or None, got {self.num_threads}")
+        for name in ("eval_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_examples < 0:
+            raise ValueError(f"train.eval_examples must be >= 0, got {self.eval_examples}")
+        if self.log_every < 1:
+            raise ValueError(f"train.log_every must be >= 1, got {self.log_every}")
+
+    @property
+    def micro_batch_size(self) -> int:
+        """Sequences per forward pass, over all processes."""
+        return self.batch_size // self.grad_accum_steps
+
+    def resolved_max_steps(self) -> int | None:
+        """``max_steps``, or the default when the run has no other limit."""
+        if self.max_steps is None and self.time_budget is None:
+            return DEFAULT_MAX_STEPS
+        return self.max_steps
+
+
+@dataclass
+class ObjectiveConfig:
+    """Pretraining inputs and masking: BERT's MLM + NSP (Devlin et al. 2019, Sec. 3.1).
+
+    The input length is ``data.max_seq_len`` (one setting, so the data pipeline checks the
+    corpus against the same length the examples use).
+    """
+
+    nsp: bool = True  # next-sentence prediction; False packs sentences (RoBERTa FULL-SENTENCES)
+    mlm_probability: float = 0.15  # share of tokens selected for prediction
+    whole_word_masking: bool = False  # select whole words, not single WordPiece pieces
+    max_predictions: int | None = 20  # fixed predictions per sequence (BERT: 20 for 128 tokens)
+    short_seq_prob: float = 0.1  # chance of a shorter random-length input (BERT: 0.1)
+    dupe_factor: int = 1  # passes with different segmentations when building examples
+    example_seed: int = 12345  # how the corpus is cut into examples (fixed across runs)
+    eval_mask_seed: int = 2019  # masks of the held-out examples: fixed, so evaluations compare
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mlm_probability <= 1.0:
+            raise ValueError(
+                f"objective.mlm_probability must be in (0, 1], got {self.mlm_probability}"
+            )
+        if self.max_predictions is not None and self.max_predictions < 1:
+            raise ValueError(
+                f"objective.max_predictions must be >= 1 or None, got {self.max_predictions}"
+            )
+        if self.dupe_factor < 1:
+            raise ValueError(f"objective.dupe_factor must be >= 1, got {self.dupe_factor}")
+
+
+def _default_model() -> BertConfig:
+    return BertConfig.preset("tiny", vocab_size=8192)
+
+
+@dataclass
+class PretrainConfig:
+    """A whole pretraining run. ``preset`` picks the model size; ``model.*`` fine-tunes it.
+
+    ``model.vocab_size`` always follows the trained tokenizer, and ``preset`` is applied before
+    any ``model.*`` override (see :func:`minibert.train.pretrain.build_pretrain_config`).
+    """
+
+    # Bare names that two sections share, and the one a bare --name means.
+    KEY_ALIASES: ClassVar[dict[str, str]] = {
+        "seed": "train.seed",  # data.seed only decides the train/valid split
+        "vocab_size": "data.vocab_size",  # the model's follows the trained tokenizer
+    }
+
+    preset: str = "tiny"
+    model: BertConfig = field(default_factory=_default_model)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.max_seq_len > self.model.max_position_embeddings:
+            raise ValueError(
+                f"data.max_seq_len={self.data.max_seq_len} is longer than the model's "
+                f"max_position_embeddings={self.model.max_position_embeddings}; lower the first "
+                "or raise the second (--model.max_position_embeddings)."
+            )
