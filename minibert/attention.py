@@ -91,7 +91,7 @@ class MultiHeadSelfAttention(nn.Module):
         if output_attentions:
             context, weights = self._eager(q, k, v, attention_bias, head_mask)  # (B, nh, T, hs)
         else:
-            context, weights = self._fused(q, k, v, attention_bias, head_mask), None
+            context, weights = self._sdpa(q, k, v, attention_bias, head_mask), None
         batch, _, seq_len, _ = context.shape
         merged = context.transpose(1, 2).reshape(batch, seq_len, -1)  # (B, T, H) heads side by side
         return self.output(merged), weights  # (B, T, H)
@@ -99,15 +99,15 @@ class MultiHeadSelfAttention(nn.Module):
     def _project_and_split(
         self, hidden_states: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        batch, seq_len, _ = hidden_states.shape
-        # One matrix multiply for Q, K and V together is faster than three small ones; the
-        # parameters stay separate so the state dict keeps the standard layout.
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        qkv = F.linear(hidden_states, weight, bias)  # (B, T, 3H)
-        qkv = qkv.view(batch, seq_len, 3, self.num_heads, self.head_size)  # (B, T, 3, nh, hs)
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs) one slice per projection
-        return qkv[0], qkv[1], qkv[2]  # each (B, nh, T, hs)
+        q = self._split_heads(self.query(hidden_states))  # (B, nh, T, hs)
+        k = self._split_heads(self.key(hidden_states))  # (B, nh, T, hs)
+        v = self._split_heads(self.value(hidden_states))  # (B, nh, T, hs)
+        return q, k, v
+
+    def _split_heads(self, projected: torch.Tensor) -> torch.Tensor:
+        batch, seq_len, _ = projected.shape
+        heads = projected.view(batch, seq_len, self.num_heads, self.head_size)  # (B, T, nh, hs)
+        return heads.transpose(1, 2)  # (B, nh, T, hs) each head attends on its own
 
     def _eager(
         self,
@@ -129,7 +129,7 @@ class MultiHeadSelfAttention(nn.Module):
         context = torch.matmul(weights, v)  # (B, nh, T, hs) weighted sum of values
         return context, weights
 
-    def _fused(
+    def _sdpa(
         self,
         q: torch.Tensor,
         k: torch.Tensor,
