@@ -23,7 +23,7 @@ from torch import nn
 
 from minibert.activations import get_activation
 from minibert.config import BertConfig
-from minibert.model import BertModel, BertPreTrainedModel
+from minibert.model import BertModel, BertPreTrainedModel, is_compiling
 from minibert.outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
@@ -344,7 +344,7 @@ def _check_token_labels(
         raise ValueError(
             f"{name} must have shape {tuple(shape)} like input_ids, got {tuple(labels.shape)}."
         )
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return
     real = labels[labels != IGNORE_INDEX]
     if real.numel() and (int(real.min()) < 0 or int(real.max()) >= num_classes):
@@ -361,7 +361,7 @@ def _check_class_labels(labels: torch.Tensor, batch: int, num_classes: int, name
         raise ValueError(
             f"{name} must hold one class id per example ({batch}), got shape {tuple(labels.shape)}."
         )
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(
@@ -379,7 +379,7 @@ def _check_masked_positions(masked_positions: torch.Tensor, shape: torch.Size) -
             f"masked_positions must have shape (batch={batch}, M), got "
             f"{tuple(masked_positions.shape)}."
         )
-    if torch.compiler.is_compiling() or masked_positions.numel() == 0:
+    if is_compiling() or masked_positions.numel() == 0:
         return
     if int(masked_positions.min()) < 0 or int(masked_positions.max()) >= seq_len:
         raise ValueError(

@@ -134,6 +134,12 @@ class BertPooler(nn.Module):
 # -- input checks ----------------------------------------------------------------------------
 
 
+def is_compiling() -> bool:
+    """True while torch.compile traces (value checks that sync with the device are skipped)."""
+    check = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(check()) if check is not None else False
+
+
 def check_inputs(
     config: BertConfig,
     input_ids: torch.Tensor,
@@ -178,7 +184,7 @@ def check_inputs(
             )
     if token_type_ids is not None and token_type_ids.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"token_type_ids must be integer (torch.long), got {token_type_ids.dtype}.")
-    if torch.compiler.is_compiling() or input_ids.numel() == 0:
+    if is_compiling() or input_ids.numel() == 0:
         return
     low, high = int(input_ids.min()), int(input_ids.max())
     if low < 0 or high >= config.vocab_size:
