@@ -289,7 +289,7 @@ def from_hf(model_or_path: Any) -> BertPreTrainedModel:
     ``BertForMaskedLM``, ``BertForSequenceClassification``, ``BertForTokenClassification``) or
     anything ``transformers``' ``from_pretrained`` accepts (a directory, or a hub id when
     online); the class is taken from the config's ``architectures``. The result is in the same
-    train/eval mode as the source.
+    train/eval mode, dtype and device as the source.
     """
     import transformers
 
@@ -317,7 +317,8 @@ def from_hf(model_or_path: Any) -> BertPreTrainedModel:
     load_hf_state_dict(
         model, hf_model.state_dict(), strict=True, source=f"transformers.{class_name}"
     )
-    model.to(dtype=next(hf_model.parameters()).dtype)
+    reference = next(hf_model.parameters())
+    model.to(device=reference.device, dtype=reference.dtype)
     return model.train(hf_model.training)
 
 
@@ -325,7 +326,7 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
     """The same model as a `transformers` object of the same class name, with the same weights.
 
     ``attn_implementation`` is passed to `transformers` (e.g. ``"eager"`` to get attention
-    weights from it). The result is in the same train/eval mode and dtype as ``model``.
+    weights from it). The result is in the same train/eval mode, dtype and device as ``model``.
     """
     import transformers
 
@@ -345,7 +346,8 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
     else:
         hf_model = hf_class(hf_config)
     hf_model.load_state_dict(to_hf_state_dict(model, include_tied=True), strict=True)
-    hf_model.to(dtype=next(model.parameters()).dtype)
+    reference = next(model.parameters())
+    hf_model.to(device=reference.device, dtype=reference.dtype)
     return hf_model.train(model.training)
 
 

@@ -358,3 +358,14 @@ def test_fill_mask_pipeline_and_automodel_load_a_minibert_directory(tmp_path):
     probs, ids = logits[0, position].softmax(-1).topk(3)
     assert [p["token"] for p in predictions] == ids.tolist()
     assert [p["score"] for p in predictions] == pytest.approx(probs.tolist(), abs=1e-5)
+
+
+def test_conversion_keeps_dtype_and_mode():
+    config = make_config("relu-one-head")
+    ours = minibert.BertForSequenceClassification(config).to(torch.bfloat16).train()
+    theirs = to_hf(ours)
+    assert theirs.training and next(theirs.parameters()).dtype == torch.bfloat16
+    back = from_hf(theirs)
+    assert back.training and next(back.parameters()).dtype == torch.bfloat16
+    for (name, a), b in zip(ours.state_dict().items(), back.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
