@@ -414,11 +414,11 @@ class BertModel(BertPreTrainedModel):
         if head_masks is not None:
             head_masks = head_masks.to(input_ids.device)
         hidden = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
-        attention_bias = (
-            None
-            if attention_mask is None
-            else padding_mask_to_additive(attention_mask, hidden.dtype)
-        )  # (B, 1, 1, T)
+        attention_bias = None  # (B, 1, 1, T) when some tokens are padding
+        if attention_mask is not None and (is_compiling() or not bool(attention_mask.all())):
+            # A mask of all ones changes nothing; leaving it out lets SDPA use its mask-free
+            # kernels (the same shortcut transformers takes).
+            attention_bias = padding_mask_to_additive(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         for index, layer in enumerate(self.layers):
