@@ -133,7 +133,7 @@ def _quiet_save_logs(verbose: bool) -> None:
 def _run_pretrain(args: argparse.Namespace) -> int:
     from minibert.train.config import PretrainConfig
     from minibert.train.loop import NonFiniteLossError
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     if args.resume and args.config is not None:
         raise ValueError(

@@ -157,7 +157,7 @@ def evaluate_run(
     from minibert.train.config import PretrainConfig
     from minibert.train.loop import evaluate_task
     from minibert.train.overrides import apply_overrides, config_from_dict
-    from minibert.train.pretrain import PretrainingTask, build_eval_examples
+    from minibert.train.pretraining import PretrainingTask, build_eval_examples
 
     run = RunDirectory(run_dir)
     info = run.read_run_json()

@@ -18,8 +18,9 @@ terms, how to save); :class:`Trainer` does the rest the same way for every task:
 * evaluation every N steps on a fixed held-out set, ``metrics.jsonl`` lines, atomic checkpoints
   with everything needed to resume bit-for-bit on CPU.
 
-Determinism: the data order is a pure function of (seed, epoch); the masks of micro-batch ``a``
-of step ``s`` come from a generator seeded with (seed, s, a); dropout's global generator is
+Determinism: the data order is a pure function of (seed, epoch); the masks of step ``s`` come
+from a generator seeded with (seed, s), drawn for the whole global batch at once (so they do not
+depend on accumulation or the number of processes); dropout's global generator is
 reseeded with (seed, rank, s) at each step. So a resumed run needs only the step and the epoch
 position, and redoes exactly what the uninterrupted run did.
 """
@@ -239,10 +240,10 @@ class TrainingTask(ABC):
 
     @abstractmethod
     def train_batch(self, indices: Sequence[int], seed: int) -> dict[str, torch.Tensor]:
-        """The global micro-batch of the training examples at ``indices``.
+        """The batch of the training examples at ``indices`` (a whole optimizer step).
 
         Any randomness (MLM masking) must come from ``seed`` alone: every process builds the
-        same global micro-batch and keeps its own slice.
+        same batch and keeps its own slices of it.
         """
 
     @abstractmethod
@@ -274,6 +275,15 @@ class TrainingTask(ABC):
     def derived_metrics(self, metrics: Mapping[str, float]) -> dict[str, float]:
         """Extra metrics computed from the standard ones (e.g. perplexity)."""
         return {}
+
+    def after_evaluation(self, step: int, metrics: dict[str, float]) -> str | None:
+        """Called after each held-out evaluation, before its ``metrics`` are logged.
+
+        May add metrics that are not sums over batches (fine-tuning's macro-F1) to ``metrics``,
+        and may end training early by returning the stop reason (e.g. ``"early_stopping"``).
+        Runs on every process and must return the same there.
+        """
+        return None
 
     def count_tokens(self, batch: Mapping[str, torch.Tensor]) -> int:
         """Real (non-padding) tokens in ``batch``, for throughput and ``tokens`` in the logs."""
@@ -558,14 +568,20 @@ class Trainer:
         return path
 
     def _micro_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """This process's share of each micro-batch of the next global batch.
+
+        The whole global batch is built (and masked) at once from the step's seed, then cut
+        into micro-batches and each of those into one slice per process. So the same step sees
+        the same examples with the same masks whatever the accumulation and process count: only
+        where the sums are computed changes.
+        """
         cfg = self.config
         indices = self.sampler.next_batch()
+        batch = self.task.train_batch(indices, derive_seed(cfg.seed, "mask", self.state.step))
         micro = cfg.micro_batch_size
+        per_rank = micro // self.context.world_size
         for a in range(cfg.grad_accum_steps):
-            seed = derive_seed(cfg.seed, "mask", self.state.step, a)
-            batch = self.task.train_batch(indices[a * micro : (a + 1) * micro], seed)
-            per_rank = micro // self.context.world_size
-            start = self.context.rank * per_rank
+            start = a * micro + self.context.rank * per_rank
             yield _slice_rows(batch, start, start + per_rank)
 
     # -- one optimizer step ------------------------------------------------------------------
@@ -720,6 +736,7 @@ class Trainer:
                         )
                         break
                     lr = self._lr_for_next_step(elapsed())
+                    stop_early: str | None = None
                     try:
                         step_metrics = self._train_step(lr)
                     except NonFiniteLossError as err:
@@ -746,6 +763,7 @@ class Trainer:
                         self.state.last_eval = evaluate_task(
                             self.task, context, autocast_dtype=self.autocast_dtype
                         )
+                        stop_early = self.task.after_evaluation(step, self.state.last_eval)
                         log("eval", **self.state.last_eval)
                         last_eval_step = step
                         window_start = time.perf_counter()
@@ -756,12 +774,16 @@ class Trainer:
                     if context.any(signals.received is not None):
                         stop_reason = f"signal:{signals.received or 'remote'}"
                         break
+                    if stop_early:
+                        stop_reason = stop_early
+                        break
             # The end: a last evaluation (not when asked to stop quickly), a checkpoint, final/.
             stopped_by_signal = stop_reason.startswith("signal")
             if not stopped_by_signal and last_eval_step != self.state.step:
                 self.state.last_eval = evaluate_task(
                     self.task, context, autocast_dtype=self.autocast_dtype
                 )
+                self.task.after_evaluation(self.state.step, self.state.last_eval)
                 log("eval", **self.state.last_eval)
             if self.state.window.get("steps"):
                 last_train = self._window_metrics(time.perf_counter() - window_start)

@@ -184,14 +184,21 @@ class PretrainingTask(TrainingTask):
         return self.collator([self.train_examples[i] for i in indices])
 
     def eval_batches(self) -> list[dict[str, torch.Tensor]]:
-        """The held-out subset, masked once with ``objective.eval_mask_seed`` and kept."""
+        """The held-out subset, masked once with ``objective.eval_mask_seed`` and kept.
+
+        All examples are masked in one call, then cut into batches, so the masks (and the
+        metrics) do not depend on the batch size or on the number of processes.
+        """
         if self._eval_batches is None:
-            size = self.config.train.eval_batch_size or self.config.train.micro_batch_size
-            self.eval_collator.reseed(self.config.objective.eval_mask_seed)
-            self._eval_batches = [
-                self.eval_collator(self.eval_examples[start : start + size])
-                for start in range(0, len(self.eval_examples), size)
-            ]
+            self._eval_batches = []
+            if self.eval_examples:
+                size = self.config.train.eval_batch_size or self.config.train.micro_batch_size
+                self.eval_collator.reseed(self.config.objective.eval_mask_seed)
+                everything = self.eval_collator(self.eval_examples)
+                self._eval_batches = [
+                    {key: value[start : start + size] for key, value in everything.items()}
+                    for start in range(0, len(self.eval_examples), size)
+                ]
         return self._eval_batches
 
     def item_counts(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
