@@ -41,6 +41,7 @@ from minibert.train.loop import (
 from minibert.train.overrides import (
     apply_overrides,
     config_from_dict,
+    config_keys,
     config_to_dict,
     resolve_key,
 )
@@ -323,16 +324,22 @@ def _resume_config(
     if info.get("kind") != "pretrain":
         raise ValueError(f"{run.root} is a {info.get('kind')!r} run, not a pretraining run")
     config = config_from_dict(PretrainConfig, info["config"])
-    overrides = dict(overrides or {})
-    for key in overrides:
-        dotted = resolve_key(config, key)
-        if dotted not in RESUMABLE_KEYS:
+    changed = apply_overrides(config, dict(overrides or {}))
+    # Repeating the original command with --resume is fine; changing the recipe is not.
+    recorded_values, new_values = config_to_dict(config), config_to_dict(changed)
+    for key in config_keys(config):
+        if key in RESUMABLE_KEYS:
+            continue
+        before, after = recorded_values, new_values
+        for part in key.split("."):
+            before, after = before[part], after[part]
+        if before != after:
             raise ValueError(
                 f"--{key} cannot change when resuming (the checkpoints were trained with "
-                f"{dotted} as recorded in run.json). Settings a resume may change: "
+                f"{key}={before!r}, as recorded in run.json). Settings a resume may change: "
                 f"{', '.join(RESUMABLE_KEYS)}"
             )
-    return apply_overrides(config, overrides), info
+    return changed, info
 
 
 def pretrain(
