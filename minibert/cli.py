@@ -13,7 +13,11 @@ import logging
 import sys
 
 # Modules that add verbs, in the order they appear in ``minibert --help``.
-_VERB_MODULES: list[str] = ["minibert.data.cli", "minibert.train.cli"]
+_VERB_MODULES: list[str] = [
+    "minibert.data.cli",
+    "minibert.train.cli",
+    "minibert.train.finetune_cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

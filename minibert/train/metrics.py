@@ -172,7 +172,9 @@ def entity_metrics(
     gold = [list(s) for s in gold_tags]
     pred = [list(s) for s in predicted_tags]
     report = metrics.classification_report(gold, pred, output_dict=True, zero_division=0)
-    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    micro = report.get(
+        "micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}
+    )
     return {
         "entity_precision": float(micro["precision"]),
         "entity_recall": float(micro["recall"]),

@@ -1,0 +1,216 @@
+"""``minibert finetune`` and ``minibert demo``.
+
+    minibert finetune --task wiki-topic --init runs/tiny --out runs/topic
+    minibert finetune --task wiki-topic --init minilm --max-steps 300 --out runs/topic-minilm
+    minibert finetune --task wiki-topic --init random --tokenizer runs/tiny --out runs/topic-scratch
+    minibert finetune --task sentiment --init runs/tiny --out runs/sentiment   # 5-fold
+    minibert finetune --config finetune.yaml --lr 3e-5 --out runs/x
+    minibert demo                       # the main job: about 4 minutes on 2 cores
+    minibert demo --time-budget 60 --out runs/quick-demo
+
+Every setting of :class:`~minibert.train.finetune.FinetuneConfig` (and of
+:class:`~minibert.train.demo.DemoConfig`) is a ``--key value`` option, dotted
+(``--early-stopping.patience 5``) or bare when unambiguous (``--patience 5``); ``--help`` lists
+them. A ``--config`` YAML/JSON file gives settings too; the command line wins over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from minibert.train.overrides import accept_overrides
+
+__all__ = ["add_parser"]
+
+logger = logging.getLogger(__name__)
+
+# Common fine-tuning settings with their own --help line: flag -> (dotted key, metavar, help).
+_FINETUNE_SHORTCUTS: dict[str, tuple[str, str, str]] = {
+    "--task": ("task.name", "NAME", "wiki-topic, sentiment, wiki-mentions (offline); sst2, conll2003 (hub)"),
+    "--init": ("init", "SPEC", "random, minilm, a minibert run (runs/<name>) or a BERT model folder"),
+    "--tokenizer": ("tokenizer", "DIR", "tokenizer folder or minibert run (random init; default: init's own)"),
+    "--preset": ("preset", "NAME", "random-init size: tiny, mini, small, base"),
+    "--epochs": ("epochs", "N", "passes over the training set (default 3)"),
+    "--max-steps": ("train.max_steps", "N", "stop after this many steps (instead of epochs)"),
+    "--time-budget": ("train.time_budget", "SECONDS", "stop after this much training time"),
+    "--batch-size": ("train.batch_size", "N", "examples per optimizer step"),
+    "--lr": ("optim.lr", "LR", "peak learning rate (default 1e-4)"),
+    "--patience": ("early_stopping.patience", "N", "evaluations without improvement before stopping (0: off)"),
+    "--max-seq-len": ("task.max_seq_len", "N", "WordPiece tokens per example"),
+    "--train-limit": ("task.train_limit", "N", "use a random sample of N training examples"),
+    "--eval-limit": ("task.eval_limit", "N", "use a random sample of N validation/test examples"),
+    "--seed": ("train.seed", "N", "seed for the classifier init, data order and dropout"),
+    "--num-threads": ("train.num_threads", "N", "torch CPU threads (default: all cores)"),
+    "--device": ("train.device", "DEVICE", "auto, cpu, cuda, cuda:1, mps"),
+}
+
+_DEMO_SHORTCUTS: dict[str, tuple[str, str, str]] = {
+    "--time-budget": ("time_budget", "SECONDS", "total training time (default 240)"),
+    "--pretrain-share": ("pretrain_share", "F", "share of the budget for pretraining (default 0.6)"),
+    "--seed": ("seed", "N", "seed of every run"),
+    "--num-threads": ("num_threads", "N", "torch CPU threads (default: all cores)"),
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add ``finetune`` and ``demo`` to ``minibert``'s sub-parsers."""
+    _add_finetune(subparsers)
+    _add_demo(subparsers)
+
+
+def _add_shortcuts(parser: argparse.ArgumentParser, shortcuts: dict) -> None:
+    for flag, (key, metavar, text) in shortcuts.items():
+        parser.add_argument(
+            flag, dest=f"shortcut:{key}", metavar=metavar, default=argparse.SUPPRESS, help=text
+        )
+
+
+def _quiet_save_logs(verbose: bool) -> None:
+    # Every checkpoint logs "saved model/tokenizer" at INFO; under a progress bar that is noise.
+    if not verbose:
+        for name in ("minibert.model", "minibert.data.tokenizer"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _report_failure(verb: str, err: BaseException) -> int:
+    print(f"minibert {verb}: error: {err}", file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------------------------
+# finetune
+# --------------------------------------------------------------------------------------------
+
+
+def _finetune_epilog() -> str:
+    from minibert.data.tasks import KNOWN_TASKS
+    from minibert.train.finetune import FinetuneConfig
+    from minibert.train.overrides import describe_keys
+
+    tasks = "\n".join(f"  {name:<14} {text}" for name, text in KNOWN_TASKS.items())
+    return (
+        f"tasks:\n{tasks}\n\n"
+        "settings (any of these as --key value; bare names work when unambiguous, e.g. --lr;\n"
+        "a --config file may nest them by section; command-line values win over the file):\n"
+        + describe_keys(FinetuneConfig())
+    )
+
+
+def _add_finetune(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a BERT on a classification or tagging task",
+        description=(
+            "Fine-tune all weights of a BERT with a fresh classifier on a downstream task "
+            "(sequence classification or token tagging), selecting the weights on the "
+            "validation split with early stopping. Starts from a minibert run, any BERT model "
+            "folder (--init minilm: the offline all-MiniLM-L6-v2), or random weights. Writes "
+            "run.json, metrics.jsonl, final/, results.json, predictions.jsonl and "
+            "confusion_matrix.json to --out; the sentiment task runs k-fold cross-validation."
+        ),
+        epilog=_finetune_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--out", required=True, type=Path, help="the run directory to write")
+    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
+    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
+    )
+    parser.add_argument("--json", action="store_true", help="print results.json instead")
+    _add_shortcuts(parser, _FINETUNE_SHORTCUTS)
+    accept_overrides(parser)
+    parser.set_defaults(func=_run_finetune)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from minibert.data.corpora import HubUnavailableError
+    from minibert.train.cli import collect_overrides
+    from minibert.train.finetune import FinetuneConfig, finetune
+    from minibert.train.loop import NonFiniteLossError
+
+    overrides = collect_overrides(args, FinetuneConfig())
+    _quiet_save_logs(getattr(args, "verbose", False))
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            result = finetune(
+                out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+            )
+    except (HubUnavailableError, ImportError) as err:
+        return _report_failure("finetune", err)
+    except NonFiniteLossError as err:
+        print(f"minibert finetune: stopped: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+
+
+def _demo_epilog() -> str:
+    from minibert.train.demo import DemoConfig
+    from minibert.train.overrides import describe_keys
+
+    return "settings (as --key value, or in a --config file):\n" + describe_keys(DemoConfig())
+
+
+def _add_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the main job: data, tokenizer, pretraining, fine-tuning and a summary, offline",
+        description=(
+            "Prepare the embedded Wikipedia excerpt, train the WordPiece tokenizer, pretrain the "
+            "tiny BERT for part of --time-budget, show its masked-token accuracy and fill-mask "
+            "guesses on new sentences, then fine-tune it on wiki-topic and compare with the same "
+            "model fine-tuned from random weights. Needs no network."
+        ),
+        epilog=_demo_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--out", type=Path, help="the demo directory (default runs/demo, or runs/demo-N if taken)"
+    )
+    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
+    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
+    )
+    _add_shortcuts(parser, _DEMO_SHORTCUTS)
+    accept_overrides(parser)
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from minibert.train.cli import collect_overrides
+    from minibert.train.demo import DemoConfig, run_demo
+    from minibert.train.loop import NonFiniteLossError
+
+    overrides = collect_overrides(args, DemoConfig())
+    _quiet_save_logs(getattr(args, "verbose", False))
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            result = run_demo(
+                out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+            )
+    except NonFiniteLossError as err:
+        print(f"minibert demo: stopped: {err}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
