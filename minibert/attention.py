@@ -16,6 +16,9 @@ Shape names used in the comments of this module:
     nh  number of attention heads
     hs  head size, H // nh (d_k in the paper)
 
+(The comments show the usual case where every token asks. When only M positions need an output,
+``query_states`` holds just those and the query axis has M entries instead of T.)
+
 One module, two paths to the same numbers:
 
 * the eager path writes every step out (project, split heads, scores, mask, softmax, dropout,
@@ -72,22 +75,31 @@ class MultiHeadSelfAttention(nn.Module):
         attention_bias: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        query_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from every token to every token.
 
         Args:
-            hidden_states: (B, T, H) input of the layer.
+            hidden_states: (B, T, H) input of the layer; keys and values come from here.
             attention_bias: (B, 1, 1, T) additive bias over the keys, from
                 :func:`padding_mask_to_additive`, or None when nothing is padding.
             head_mask: (nh,) multipliers for the heads of this layer (1 keeps a head, 0 removes
                 it), or None. Applied to the weights, as in Michel et al. (2019), "Are Sixteen
                 Heads Really Better than One?".
             output_attentions: return the (B, nh, T, T) weights; takes the eager path.
+            query_states: (B, M, H) rows of ``hidden_states`` whose outputs are wanted, or None
+                for all of them. They attend to every token as usual; outputs elsewhere are
+                simply not computed (used for the last layer in pre-training, where only the
+                masked positions feed the loss).
 
         Returns:
-            (output (B, T, H), weights (B, nh, T, T) or None)
+            (output (B, T, H), weights (B, nh, T, T) or None); M instead of T on the query axis
+            when ``query_states`` is given.
         """
-        q, k, v = self._project_and_split(hidden_states)  # each (B, nh, T, hs)
+        queries = hidden_states if query_states is None else query_states  # (B, T, H)
+        q = self._split_heads(self.query(queries))  # (B, nh, T, hs)
+        k = self._split_heads(self.key(hidden_states))  # (B, nh, T, hs)
+        v = self._split_heads(self.value(hidden_states))  # (B, nh, T, hs)
         if output_attentions:
             context, weights = self._eager(q, k, v, attention_bias, head_mask)  # (B, nh, T, hs)
         else:
@@ -95,14 +107,6 @@ class MultiHeadSelfAttention(nn.Module):
         batch, _, seq_len, _ = context.shape
         merged = context.transpose(1, 2).reshape(batch, seq_len, -1)  # (B, T, H) heads side by side
         return self.output(merged), weights  # (B, T, H)
-
-    def _project_and_split(
-        self, hidden_states: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q = self._split_heads(self.query(hidden_states))  # (B, nh, T, hs)
-        k = self._split_heads(self.key(hidden_states))  # (B, nh, T, hs)
-        v = self._split_heads(self.value(hidden_states))  # (B, nh, T, hs)
-        return q, k, v
 
     def _split_heads(self, projected: torch.Tensor) -> torch.Tensor:
         batch, seq_len, _ = projected.shape

@@ -9,7 +9,7 @@
 The MLM output layer reuses the input word embeddings as its weights (weight tying, Press & Wolf
 2017, as in the BERT code) plus its own bias. Vocabulary logits are the most expensive step of
 pre-training a small model, so training computes them only where there is something to predict:
-see :func:`masked_lm_logits_and_loss` for the exact contract.
+see :meth:`_BertWithMaskedLM._encode_and_predict` for the exact contract.
 
 Shapes in comments: B batch, T sequence length, H hidden size, V vocabulary size, M masked
 positions per row, N masked positions in the whole batch, C number of labels.
@@ -23,9 +23,16 @@ from torch import nn
 
 from minibert.activations import get_activation
 from minibert.config import BertConfig
-from minibert.model import BertModel, BertPreTrainedModel, is_compiling
+from minibert.model import (
+    BertModel,
+    BertPreTrainedModel,
+    check_positions,
+    gather_positions,
+    is_compiling,
+)
 from minibert.outputs import (
     BertForPreTrainingOutput,
+    BertModelOutput,
     MaskedLMOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -53,53 +60,111 @@ class MaskedLMHead(nn.Module):
         return F.linear(hidden_states, word_embeddings, self.bias)  # (..., V)
 
 
-def masked_lm_logits_and_loss(
-    head: MaskedLMHead,
-    word_embeddings: torch.Tensor,
-    sequence_output: torch.Tensor,
-    labels: torch.Tensor | None,
-    masked_positions: torch.Tensor | None,
-    training: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """MLM logits and mean cross-entropy over the predicted positions (Devlin et al. 3.1, Task #1).
+def positions_from_labels(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's labelled positions, in order, padded to the longest row with position 0.
 
-    Which positions get vocabulary logits:
-
-    * ``masked_positions`` (B, M) given: exactly those, logits (B, M, V). Rows with fewer than M
-      masked tokens are padded with position 0 ([CLS], whose label is -100), so shapes stay
-      static; the targets are ``labels.gather(1, masked_positions)``.
-    * training mode with ``labels`` and no ``masked_positions``: the positions whose label is
-      not -100, logits (N, V) in row-major (batch, position) order.
-    * otherwise: every position, logits (B, T, V), as in `transformers`.
-
-    The loss is the same in all three cases: the mean over positions with a label != -100.
+    Returns (positions (B, M), real (B, M) bool: False where the entry is padding).
     """
-    vocab_size = word_embeddings.shape[0]
-    if labels is not None:
-        _check_token_labels(labels, sequence_output.shape[:2], vocab_size, "labels")
-    if masked_positions is not None:
-        _check_masked_positions(masked_positions, sequence_output.shape[:2])
-        hidden_size = sequence_output.shape[-1]
-        index = masked_positions.unsqueeze(-1).expand(-1, -1, hidden_size)  # (B, M, H)
-        selected = sequence_output.gather(1, index)  # (B, M, H)
-        logits = head(selected, word_embeddings)  # (B, M, V)
-        targets = None if labels is None else labels.gather(1, masked_positions)  # (B, M)
-    elif training and labels is not None:
-        chosen = labels != IGNORE_INDEX  # (B, T) True where a token is to be predicted
-        logits = head(sequence_output[chosen], word_embeddings)  # (N, V)
-        targets = labels[chosen]  # (N,)
-    else:
-        logits = head(sequence_output, word_embeddings)  # (B, T, V)
+    chosen = labels != IGNORE_INDEX  # (B, T) True where a token is to be predicted
+    counts = chosen.sum(dim=1)  # (B,)
+    width = int(counts.max()) if counts.numel() else 0
+    # A stable sort on "not chosen" brings each row's chosen positions to the front, in order.
+    order = torch.sort((~chosen).to(torch.uint8), dim=1, stable=True).indices  # (B, T)
+    positions = order[:, :width]  # (B, M)
+    real = torch.arange(width, device=labels.device) < counts.unsqueeze(1)  # (B, M)
+    return positions.masked_fill(~real, 0), real
+
+
+class _BertWithMaskedLM(BertPreTrainedModel):
+    """What the two masked-LM models share: the encoder, the tied MLM head and its loss."""
+
+    bert: BertModel
+    mlm: MaskedLMHead
+
+    def _encode_and_predict(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        masked_positions: torch.Tensor | None,
+        head_mask: torch.Tensor | None,
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple[BertModelOutput, torch.Tensor, torch.Tensor | None]:
+        """Encoder, MLM logits and mean cross-entropy (Devlin et al. 2019, 3.1, Task #1).
+
+        Which positions get vocabulary logits:
+
+        * ``masked_positions`` (B, M) given: exactly those, logits (B, M, V). Rows with fewer
+          than M masked tokens are padded with position 0 ([CLS], whose label is -100), so
+          shapes stay static; the targets are ``labels.gather(1, masked_positions)``.
+        * training mode with ``labels`` and no ``masked_positions``: the positions whose label
+          is not -100, logits (N, V) in row-major (batch, position) order.
+        * otherwise: every position, logits (B, T, V), as in `transformers`.
+
+        The loss is the same in all three cases: the mean over positions with a label != -100.
+        In the first two cases nothing but those positions (and [CLS], for the pooler) reads
+        the last layer, so unless full hidden states or attentions are asked for, the last
+        layer computes only there: the same loss and gradients for less work.
+
+        Returns (encoder output, logits, loss or None).
+        """
+        vocab_size = self.config.vocab_size
+        if labels is not None:
+            _check_token_labels(labels, input_ids.shape, vocab_size, "labels")
+        real = None  # (B, M) which padded entries are real predictions, when we padded them
+        if masked_positions is not None:
+            check_positions(masked_positions, input_ids, "masked_positions")
+            positions = masked_positions  # (B, M)
+        elif self.training and labels is not None:
+            positions, real = positions_from_labels(labels)  # (B, M), (B, M)
+        else:
+            positions = None  # every position
+        with_pooler = self.bert.pooler is not None
+        inside = (
+            positions is not None
+            and positions.shape[1] > 0
+            and not (output_attentions or output_hidden_states)
+        )
+        output_positions = None
+        if inside:
+            output_positions = positions  # (B, M)
+            if with_pooler:  # the pooler reads the first listed position: make it [CLS]
+                cls = positions.new_zeros(positions.shape[0], 1)  # (B, 1)
+                output_positions = torch.cat([cls, positions], dim=1)  # (B, 1 + M)
+        encoded = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            head_mask=head_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            output_positions=output_positions,
+        )
+        sequence = encoded.last_hidden_state  # (B, T, H), or (B, [1 +] M, H) when inside
+        if positions is None:
+            selected = sequence  # (B, T, H)
+        elif inside:
+            selected = sequence[:, 1:] if with_pooler else sequence  # (B, M, H)
+        else:
+            selected = gather_positions(sequence, positions)  # (B, M, H)
         targets = labels  # (B, T) or None
-    if targets is None:
-        return logits, None
-    loss = F.cross_entropy(
-        logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX
-    )  # scalar: mean over predicted positions
-    return logits, loss
+        if positions is not None and labels is not None:
+            targets = labels.gather(1, positions)  # (B, M)
+        if real is not None:
+            selected = selected[real]  # (N, H) same order as labels[labels != -100]
+            targets = targets[real]  # (N,)
+        logits = self.mlm(selected, self.bert.embeddings.word.weight)  # (..., V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX
+            )  # scalar: mean over predicted positions
+        return encoded, logits, loss
 
 
-class BertForPreTraining(BertPreTrainedModel):
+class BertForPreTraining(_BertWithMaskedLM):
     """BERT with both pre-training heads: masked LM and next sentence prediction (Section 3.1).
 
     NSP reads the pooled [CLS] vector: label 0 = sentence B follows A, 1 = B is random.
@@ -127,22 +192,17 @@ class BertForPreTraining(BertPreTrainedModel):
     ) -> BertForPreTrainingOutput:
         """``labels`` (B, T): target ids at masked positions, -100 elsewhere.
         ``next_sentence_label`` (B,): 0 or 1. ``masked_positions`` (B, M): see
-        :func:`masked_lm_logits_and_loss`. Other arguments as in :meth:`BertModel.forward`."""
-        encoded = self.bert(
+        :meth:`_BertWithMaskedLM._encode_and_predict`. Other arguments as in
+        :meth:`BertModel.forward`."""
+        encoded, prediction_logits, mlm_loss = self._encode_and_predict(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            head_mask=head_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        prediction_logits, mlm_loss = masked_lm_logits_and_loss(
-            self.mlm,
-            self.bert.embeddings.word.weight,
-            encoded.last_hidden_state,
+            attention_mask,
+            token_type_ids,
             labels,
             masked_positions,
-            self.training,
+            head_mask,
+            output_attentions,
+            output_hidden_states,
         )
         seq_relationship_logits = self.nsp(encoded.pooler_output)  # (B, 2)
         nsp_loss = None
@@ -164,7 +224,7 @@ class BertForPreTraining(BertPreTrainedModel):
         )
 
 
-class BertForMaskedLM(BertPreTrainedModel):
+class BertForMaskedLM(_BertWithMaskedLM):
     """BERT with the masked-LM head only (no pooler, no NSP), like `transformers.BertForMaskedLM`."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -185,21 +245,15 @@ class BertForMaskedLM(BertPreTrainedModel):
         masked_positions: torch.Tensor | None = None,
     ) -> MaskedLMOutput:
         """Arguments as in :meth:`BertForPreTraining.forward`; ``logits`` shaped as there."""
-        encoded = self.bert(
+        encoded, logits, loss = self._encode_and_predict(
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            head_mask=head_mask,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        logits, loss = masked_lm_logits_and_loss(
-            self.mlm,
-            self.bert.embeddings.word.weight,
-            encoded.last_hidden_state,
+            attention_mask,
+            token_type_ids,
             labels,
             masked_positions,
-            self.training,
+            head_mask,
+            output_attentions,
+            output_hidden_states,
         )
         return MaskedLMOutput(
             loss=loss,
@@ -367,22 +421,4 @@ def _check_class_labels(labels: torch.Tensor, batch: int, num_classes: int, name
         raise ValueError(
             f"{name} must be in [0, {num_classes}), found values from {int(labels.min())} to "
             f"{int(labels.max())}."
-        )
-
-
-def _check_masked_positions(masked_positions: torch.Tensor, shape: torch.Size) -> None:
-    batch, seq_len = shape
-    if masked_positions.dtype != torch.int64:
-        raise TypeError(f"masked_positions must be torch.long, got {masked_positions.dtype}.")
-    if masked_positions.dim() != 2 or masked_positions.shape[0] != batch:
-        raise ValueError(
-            f"masked_positions must have shape (batch={batch}, M), got "
-            f"{tuple(masked_positions.shape)}."
-        )
-    if is_compiling() or masked_positions.numel() == 0:
-        return
-    if int(masked_positions.min()) < 0 or int(masked_positions.max()) >= seq_len:
-        raise ValueError(
-            f"masked_positions must index into the sequence, [0, {seq_len}), found values from "
-            f"{int(masked_positions.min())} to {int(masked_positions.max())}."
         )

@@ -110,14 +110,25 @@ class BertLayer(nn.Module):
         attention_bias: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        output_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, H) -> (B, T, H), or (B, M, H) for the M ``output_positions`` (B, M) only."""
+        queries = hidden_states  # (B, T, H) every token gets an output
+        if output_positions is not None:
+            queries = gather_positions(hidden_states, output_positions)  # (B, M, H)
         attended, weights = self.attention(
-            hidden_states, attention_bias, head_mask, output_attentions
+            hidden_states, attention_bias, head_mask, output_attentions, query_states=queries
         )  # (B, T, H), (B, nh, T, T) or None
-        hidden_states = self.attention_norm(hidden_states + self.dropout(attended))  # (B, T, H)
+        hidden_states = self.attention_norm(queries + self.dropout(attended))  # (B, T, H)
         transformed = self.ffn(hidden_states)  # (B, T, H)
         hidden_states = self.ffn_norm(hidden_states + self.dropout(transformed))  # (B, T, H)
         return hidden_states, weights
+
+
+def gather_positions(hidden_states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rows ``positions`` (B, M) of each sequence in ``hidden_states`` (B, T, H) -> (B, M, H)."""
+    index = positions.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])  # (B, M, H)
+    return hidden_states.gather(1, index)  # (B, M, H)
 
 
 class BertPooler(nn.Module):
@@ -199,6 +210,25 @@ def check_inputs(
                 f"token_type_ids must be in [0, type_vocab_size={config.type_vocab_size}), "
                 f"found values from {low} to {high}."
             )
+
+
+def check_positions(positions: torch.Tensor, input_ids: torch.Tensor, name: str) -> None:
+    """Raise if ``positions`` is not a (B, M) long tensor of indices into the sequences."""
+    batch, seq_len = input_ids.shape
+    if not isinstance(positions, torch.Tensor) or positions.dtype != torch.int64:
+        raise TypeError(f"{name} must be a torch.long tensor of positions.")
+    if positions.dim() != 2 or positions.shape[0] != batch:
+        raise ValueError(
+            f"{name} must have shape (batch={batch}, M), got {tuple(positions.shape)}."
+        )
+    if is_compiling() or positions.numel() == 0:
+        return
+    low, high = int(positions.min()), int(positions.max())
+    if low < 0 or high >= seq_len:
+        raise ValueError(
+            f"{name} must index into the sequence, [0, {seq_len}), found values from {low} "
+            f"to {high}."
+        )
 
 
 def expand_head_mask(head_mask: torch.Tensor | None, config: BertConfig) -> torch.Tensor | None:
@@ -398,6 +428,7 @@ class BertModel(BertPreTrainedModel):
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        output_positions: torch.Tensor | None = None,
     ) -> BertModelOutput:
         """Encode a batch.
 
@@ -408,8 +439,16 @@ class BertModel(BertPreTrainedModel):
             head_mask: (nh,) or (L, nh); 0 switches a head off, 1 keeps it.
             output_attentions: also return the attention weights of every layer.
             output_hidden_states: also return the embedding output and every layer's output.
+            output_positions: (B, M) positions; the last layer then computes its output only
+                there, and ``last_hidden_state`` is (B, M, H), row m of sequence b being position
+                ``output_positions[b, m]`` (so are the last entries of ``hidden_states`` and
+                ``attentions``, with M queries). Exact for whatever reads only those positions,
+                and cheaper: pre-training uses it for the masked tokens. ``pooler_output`` reads
+                the first listed position, so list 0 ([CLS]) first when the pooler is used.
         """
         check_inputs(self.config, input_ids, attention_mask, token_type_ids)
+        if output_positions is not None:
+            check_positions(output_positions, input_ids, "output_positions")
         head_masks = expand_head_mask(head_mask, self.config)  # (L, nh) or None
         if head_masks is not None:
             head_masks = head_masks.to(input_ids.device)
@@ -421,9 +460,13 @@ class BertModel(BertPreTrainedModel):
             attention_bias = padding_mask_to_additive(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
+        last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             layer_heads = None if head_masks is None else head_masks[index]  # (nh,)
-            hidden, weights = layer(hidden, attention_bias, layer_heads, output_attentions)
+            positions = output_positions if index == last else None  # earlier layers: all tokens
+            hidden, weights = layer(
+                hidden, attention_bias, layer_heads, output_attentions, positions
+            )
             if all_hidden is not None:
                 all_hidden.append(hidden)
             if all_attentions is not None:

@@ -369,3 +369,31 @@ def test_conversion_keeps_dtype_and_mode():
     assert back.training and next(back.parameters()).dtype == torch.bfloat16
     for (name, a), b in zip(ours.state_dict().items(), back.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_static_masked_positions_gradients_match_transformers():
+    """The (B, M) masked_positions path (sparse head and last layer) gives HF's loss and grads."""
+    config = make_config("gelu_new-3-segments").replace(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    torch.manual_seed(11)
+    ours = minibert.BertForMaskedLM(config).train()
+    theirs = to_hf(ours, attn_implementation="sdpa").train()
+    inputs = make_inputs(config, seed=12)
+    labels = torch.full_like(inputs["input_ids"], -100)
+    positions = torch.tensor([[3, 7, 9], [1, 5, 0], [2, 0, 0]])  # padded with [CLS]
+    for row, cols in enumerate(positions.tolist()):
+        for col in cols:
+            if col:
+                labels[row, col] = inputs["input_ids"][row, col]
+    mine = ours(**inputs, labels=labels, masked_positions=positions)
+    hf = theirs(**inputs, labels=labels)
+    assert mine.logits.shape == (3, 3, config.vocab_size)
+    torch.testing.assert_close(mine.loss, hf.loss, rtol=0, atol=ATOL)
+    mine.loss.backward()
+    hf.loss.backward()
+    hf_grads = {name: p.grad for name, p in theirs.named_parameters()}
+    for name, parameter in ours.named_parameters():
+        torch.testing.assert_close(
+            parameter.grad, hf_grads[to_hf_key(name)], rtol=1e-4, atol=1e-6, msg=name
+        )

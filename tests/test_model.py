@@ -400,3 +400,55 @@ def test_missing_encoder_weights_and_unknown_keys_fail(tmp_path):
     save_file(tensors, str(directory / "model.safetensors"))
     with pytest.raises(ValueError, match="cannot place.*rotary"):
         BertForMaskedLM.from_pretrained(directory)
+
+
+def test_output_positions_compute_the_last_layer_only_where_asked():
+    torch.manual_seed(9)
+    config = small_config()
+    model = BertModel(config).eval()
+    inputs = batch(config)
+    inputs.pop("labels")
+    full = model(**inputs)
+    positions = torch.tensor([[0, 3, 7], [0, 1, 1], [0, 9, 2]])
+    part = model(**inputs, output_positions=positions)
+    assert part.last_hidden_state.shape == (3, 3, 24)
+    expected = full.last_hidden_state.gather(1, positions[..., None].expand(-1, -1, 24))
+    torch.testing.assert_close(part.last_hidden_state, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(part.pooler_output, full.pooler_output, rtol=1e-5, atol=1e-6)
+    with_weights = model(**inputs, output_positions=positions, output_attentions=True)
+    assert with_weights.attentions[-1].shape == (3, 3, 3, 10)  # 3 queries, 10 keys
+    assert with_weights.attentions[0].shape == (3, 3, 10, 10)
+    with pytest.raises(
+        ValueError, match=r"output_positions must index into the sequence, \[0, 10\)"
+    ):
+        model(**inputs, output_positions=torch.tensor([[0], [10], [1]]))
+    with pytest.raises(ValueError, match=r"output_positions must have shape \(batch=3, M\)"):
+        model(**inputs, output_positions=torch.tensor([0, 1, 2]))
+
+
+def test_training_runs_the_last_layer_on_masked_tokens_only():
+    torch.manual_seed(10)
+    config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = BertForPreTraining(config)
+    inputs = batch(config)
+    seen = []
+    hook = model.bert.layers[-1].ffn.up.register_forward_hook(
+        lambda module, args, output: seen.append(tuple(args[0].shape))
+    )
+    model.train()(**inputs)
+    model.train()(**inputs, masked_positions=torch.tensor([[2, 5], [2, 0], [2, 0]]))
+    model.eval()(**inputs)
+    hook.remove()
+    # [CLS] for the pooler + at most 2 labelled positions per row; then the static positions;
+    # then, in eval mode, every position.
+    assert seen == [(3, 3, 24), (3, 3, 24), (3, 10, 24)]
+
+
+def test_a_batch_with_nothing_to_predict():
+    config = small_config()
+    model = BertForMaskedLM(config).train()
+    inputs = batch(config)
+    inputs["labels"] = torch.full_like(inputs["labels"], -100)
+    out = model(**inputs)
+    assert out.logits.shape == (0, 97)
+    assert torch.isnan(out.loss)  # 0 / 0, as in transformers
