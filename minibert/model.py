@@ -449,10 +449,10 @@ class BertModel(BertPreTrainedModel):
         check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         if output_positions is not None:
             check_positions(output_positions, input_ids, "output_positions")
+        hidden = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         head_masks = expand_head_mask(head_mask, self.config)  # (L, nh) or None
         if head_masks is not None:
-            head_masks = head_masks.to(input_ids.device)
-        hidden = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+            head_masks = head_masks.to(device=hidden.device, dtype=hidden.dtype)
         attention_bias = None  # (B, 1, 1, T) when some tokens are padding
         if attention_mask is not None and (is_compiling() or not bool(attention_mask.all())):
             # A mask of all ones changes nothing; leaving it out lets SDPA use its mask-free

@@ -452,3 +452,15 @@ def test_a_batch_with_nothing_to_predict():
     out = model(**inputs)
     assert out.logits.shape == (0, 97)
     assert torch.isnan(out.loss)  # 0 / 0, as in transformers
+
+
+def test_a_bf16_model_runs_every_path():
+    config = small_config()
+    model = BertForPreTraining(config).to(torch.bfloat16).eval()
+    inputs = batch(config)
+    for output_attentions in (False, True):
+        out = model(
+            **inputs, head_mask=torch.tensor([1.0, 0.0, 1.0]), output_attentions=output_attentions
+        )
+        assert out.prediction_logits.dtype == torch.bfloat16
+        assert torch.isfinite(out.loss)
