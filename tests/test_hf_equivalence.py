@@ -397,3 +397,20 @@ def test_static_masked_positions_gradients_match_transformers():
         torch.testing.assert_close(
             parameter.grad, hf_grads[to_hf_key(name)], rtol=1e-4, atol=1e-6, msg=name
         )
+
+
+@pytest.mark.parametrize("kind", ["regression", "multi_label"])
+def test_sequence_classification_loss_kinds_match_transformers(kind):
+    num_labels = 1 if kind == "regression" else 4
+    config = make_config("relu-one-head").replace(num_labels=num_labels)
+    torch.manual_seed(13)
+    ours = minibert.BertForSequenceClassification(config).eval()
+    theirs = to_hf(ours)
+    inputs = make_inputs(config, seed=14)
+    if kind == "regression":
+        labels = torch.tensor([0.5, -1.0, 2.0])
+    else:
+        labels = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    mine, hf = ours(**inputs, labels=labels), theirs(**inputs, labels=labels)
+    torch.testing.assert_close(mine.logits, hf.logits, rtol=0, atol=ATOL)
+    torch.testing.assert_close(mine.loss, hf.loss, rtol=0, atol=ATOL)
