@@ -20,12 +20,32 @@ def cache_dir(tmp_path_factory):
 
 def test_demo_runs_end_to_end_and_prints_the_summary(tmp_path, cache_dir, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--time-budget", "20", "--out", str(out), "--cache-dir", str(cache_dir),
-                 "--eval-limit", "100", "--num-threads", "2", "--no-progress"])  # fmt: skip
+    code = main(
+        [
+            "demo",
+            "--time-budget",
+            "20",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache_dir),
+            "--eval-limit",
+            "100",
+            "--num-threads",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
-    for text in ("held-out masked-token accuracy", "fill-mask", "from pretrained",
-                 "from scratch", "wiki-topic", str(out)):  # fmt: skip
+    for text in (
+        "held-out masked-token accuracy",
+        "fill-mask",
+        "from pretrained",
+        "from scratch",
+        "wiki-topic",
+        str(out),
+    ):
         assert text in printed, text
 
     summary = json.loads((out / "demo.json").read_text())

@@ -82,13 +82,26 @@ def _predictions(out, split):
 
 def test_run_directory_and_metrics_lines(topic_run):
     out, result = topic_run
-    for name in ("run.json", "metrics.jsonl", "results.json", "predictions.jsonl",
-                 "confusion_matrix.json", "final/config.json", "final/model.safetensors",
-                 "final/tokenizer.json", "tokenizer/tokenizer.json"):  # fmt: skip
+    for name in (
+        "run.json",
+        "metrics.jsonl",
+        "results.json",
+        "predictions.jsonl",
+        "confusion_matrix.json",
+        "final/config.json",
+        "final/model.safetensors",
+        "final/tokenizer.json",
+        "tokenizer/tokenizer.json",
+    ):
         assert (out / name).is_file(), name
     info = json.loads((out / "run.json").read_text())
     assert info["kind"] == "finetune" and info["task"]["name"] == "wiki-topic"
-    assert info["task"]["examples"] == {"train": 96, "validation": 40, "test": 40, "periodic_eval": 40}
+    assert info["task"]["examples"] == {
+        "train": 96,
+        "validation": 40,
+        "test": 40,
+        "periodic_eval": 40,
+    }
     assert info["init"]["kind"] == "random"
     assert info["config"]["task"]["train_limit"] == 96 and info["config"]["train"]["max_steps"] == 6
     assert info["model"]["class"] == "BertForSequenceClassification"
@@ -127,15 +140,20 @@ def test_saved_predictions_reproduce_the_reported_metrics(topic_run):
         predicted = [labels.index(r["prediction"]) for r in rows]
         assert all(r["correct"] == (r["label"] == r["prediction"]) for r in rows)
         assert all(sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-3) for r in rows)
-        assert all(max(r["probabilities"], key=r["probabilities"].get) == r["prediction"] for r in rows)
-        assert reported["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(gold, predicted))
+        assert all(
+            max(r["probabilities"], key=r["probabilities"].get) == r["prediction"] for r in rows
+        )
+        assert reported["accuracy"] == pytest.approx(
+            sklearn_metrics.accuracy_score(gold, predicted)
+        )
         assert reported["macro_f1"] == pytest.approx(
             sklearn_metrics.f1_score(gold, predicted, average="macro", zero_division=0)
         )
         matrix = confusion["splits"][split]["confusion"]
-        assert matrix == sklearn_metrics.confusion_matrix(
-            gold, predicted, labels=list(range(6))
-        ).tolist()
+        assert (
+            matrix
+            == sklearn_metrics.confusion_matrix(gold, predicted, labels=list(range(6))).tolist()
+        )
 
 
 def test_final_loads_in_transformers_and_predicts_like_minibert(topic_run):
@@ -148,8 +166,9 @@ def test_final_loads_in_transformers_and_predicts_like_minibert(topic_run):
     tokenizer = AutoTokenizer.from_pretrained(out / "final")
     assert hf_model.config.id2label == dict(enumerate(result.labels))
     ours = BertForSequenceClassification.from_pretrained(out / "final")
-    inputs = tokenizer(["The river flows through the city.", "He was a poet."], padding=True,
-                       return_tensors="pt")  # fmt: skip
+    inputs = tokenizer(
+        ["The river flows through the city.", "He was a poet."], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         expected = ours(**inputs).logits
         got = hf_model(**inputs).logits
@@ -171,16 +190,25 @@ def test_random_init_with_a_run_tokenizer_copies_its_architecture(topic_run, pre
 def test_finetune_from_a_minibert_run_starts_from_its_encoder(tmp_path, pretrain_run):
     result = finetune(
         out=tmp_path / "from-run",
-        overrides={**QUICK, "task": "wiki-topic", "init": str(pretrain_run), "train_limit": 16,
-                   "eval_limit": 8, "max_steps": 1, "lr": 1e-9},  # fmt: skip
+        overrides={
+            **QUICK,
+            "task": "wiki-topic",
+            "init": str(pretrain_run),
+            "train_limit": 16,
+            "eval_limit": 8,
+            "max_steps": 1,
+            "lr": 1e-9,
+        },
     )
     info = json.loads((tmp_path / "from-run" / "run.json").read_text())
     assert info["init"]["kind"] == "minibert-run" and info["init"]["source_run"] == "micro"
     assert info["init"]["architecture"] == "BertForPreTraining"
     ours = read_safetensors_dir(result.final_dir)
     theirs = read_safetensors_dir(pretrain_run / "final")
-    for key in ("bert.embeddings.word_embeddings.weight",
-                "bert.encoder.layer.0.attention.self.query.weight"):  # fmt: skip
+    for key in (
+        "bert.embeddings.word_embeddings.weight",
+        "bert.encoder.layer.0.attention.self.query.weight",
+    ):
         torch.testing.assert_close(ours[key], theirs[key], atol=1e-6, rtol=0)
     assert "classifier.weight" in ours and "cls.predictions.bias" not in ours
 
@@ -194,9 +222,17 @@ def test_finetune_from_the_offline_minilm_package(tmp_path):
     out = tmp_path / "minilm"
     result = finetune(
         out=out,
-        overrides={**QUICK, "task": "wiki-topic", "init": "minilm", "train_limit": 8,
-                   "eval_limit": 8, "batch_size": 8, "max_steps": 1, "max_seq_len": 32,
-                   "lr": 1e-9},  # fmt: skip
+        overrides={
+            **QUICK,
+            "task": "wiki-topic",
+            "init": "minilm",
+            "train_limit": 8,
+            "eval_limit": 8,
+            "batch_size": 8,
+            "max_steps": 1,
+            "max_seq_len": 32,
+            "lr": 1e-9,
+        },
     )
     assert result.steps == 1 and result.validation["accuracy"] >= 0.0
     info = json.loads((out / "run.json").read_text())
@@ -221,9 +257,17 @@ def test_token_tagging_reports_seqeval_entity_f1(tmp_path, pretrain_run):
     out = tmp_path / "mentions"
     result = finetune(
         out=out,
-        overrides={**QUICK, "task": "wiki-mentions", "init": "random",
-                   "tokenizer": str(pretrain_run), "train_limit": 48, "eval_limit": 24,
-                   "max_steps": 4, "eval_every": 2, "lr": 3e-3},  # fmt: skip
+        overrides={
+            **QUICK,
+            "task": "wiki-mentions",
+            "init": "random",
+            "tokenizer": str(pretrain_run),
+            "train_limit": 48,
+            "eval_limit": 24,
+            "max_steps": 4,
+            "eval_every": 2,
+            "lr": 3e-3,
+        },
     )
     assert result.kind == "token" and result.selection_metric == "entity_f1"
     evals = read_metrics(out, split="eval")
@@ -248,8 +292,15 @@ def test_kfold_sentiment_reports_mean_and_spread(tmp_path, pretrain_run):
     out = tmp_path / "sentiment"
     result = finetune(
         out=out,
-        overrides={**QUICK, "task": "sentiment", "num_folds": 3, "init": "random",
-                   "tokenizer": str(pretrain_run), "train_limit": 32, "max_steps": 2},  # fmt: skip
+        overrides={
+            **QUICK,
+            "task": "sentiment",
+            "num_folds": 3,
+            "init": "random",
+            "tokenizer": str(pretrain_run),
+            "train_limit": 32,
+            "max_steps": 2,
+        },
     )
     assert len(result.folds) == 3 and result.stop_reason == "cross_validation"
     accuracies = [fold.validation["accuracy"] for fold in result.folds]
@@ -273,9 +324,19 @@ def test_kfold_sentiment_reports_mean_and_spread(tmp_path, pretrain_run):
 def test_early_stopping_keeps_the_best_weights(tmp_path, pretrain_run):
     # min_delta 1.0: no later evaluation can count as better than the first one, so with
     # patience 2 training stops two evaluations after it and final/ is rolled back to it.
-    common = {**QUICK, "task": "wiki-topic", "init": "random", "tokenizer": str(pretrain_run),
-              "train_limit": 32, "eval_limit": 16, "max_steps": 50, "eval_every": 1,
-              "patience": 2, "early_stopping.min_delta": 1.0, "lr": 1e-2}  # fmt: skip
+    common = {
+        **QUICK,
+        "task": "wiki-topic",
+        "init": "random",
+        "tokenizer": str(pretrain_run),
+        "train_limit": 32,
+        "eval_limit": 16,
+        "max_steps": 50,
+        "eval_every": 1,
+        "patience": 2,
+        "early_stopping.min_delta": 1.0,
+        "lr": 1e-2,
+    }
     result = finetune(out=tmp_path / "stop", overrides=common)
     assert result.stop_reason == "early_stopping"
     assert result.steps == 3 and result.best_step == 1 and result.final_step == 1
@@ -350,8 +411,9 @@ def test_cli_config_file_overrides_and_errors(tmp_path, pretrain_run, capsys):
         "train:\n  max_steps: 5\n  batch_size: 16\n  num_threads: 1\n  progress: false\n"
     )
     out = tmp_path / "cli"
-    code = main(["finetune", "--config", str(config), "--out", str(out), "--max-steps", "2",
-                 "--json"])  # fmt: skip
+    code = main(
+        ["finetune", "--config", str(config), "--out", str(out), "--max-steps", "2", "--json"]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["steps"] == 2 and printed["task"] == "wiki-topic"  # the flag beat the file

@@ -25,13 +25,18 @@ def test_accuracy_macro_f1_and_confusion_match_scikit_learn(seed):
     # Skewed labels, so some classes are rare or missing from one side.
     gold = [min(int(rng.expovariate(0.8)), num_labels - 1) for _ in range(n)]
     predicted = [g if rng.random() < 0.5 else rng.randrange(num_labels) for g in gold]
-    assert accuracy(gold, predicted) == pytest.approx(sklearn_metrics.accuracy_score(gold, predicted))
+    assert accuracy(gold, predicted) == pytest.approx(
+        sklearn_metrics.accuracy_score(gold, predicted)
+    )
     assert macro_f1(gold, predicted, num_labels) == pytest.approx(
         sklearn_metrics.f1_score(gold, predicted, average="macro", zero_division=0)
     )
-    assert confusion_matrix(gold, predicted, num_labels) == sklearn_metrics.confusion_matrix(
-        gold, predicted, labels=list(range(num_labels))
-    ).tolist()
+    assert (
+        confusion_matrix(gold, predicted, num_labels)
+        == sklearn_metrics.confusion_matrix(
+            gold, predicted, labels=list(range(num_labels))
+        ).tolist()
+    )
     names = [f"c{i}" for i in range(num_labels)]
     report = classification_metrics(gold, predicted, names)
     precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(

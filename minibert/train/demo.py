@@ -40,7 +40,13 @@ from typing import Any
 
 from minibert.train.overrides import apply_overrides, config_to_dict
 
-__all__ = ["DEFAULT_FILL_MASK_SENTENCES", "DemoConfig", "DemoResult", "default_demo_dir", "run_demo"]
+__all__ = [
+    "DEFAULT_FILL_MASK_SENTENCES",
+    "DemoConfig",
+    "DemoResult",
+    "default_demo_dir",
+    "run_demo",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -31,16 +31,32 @@ logger = logging.getLogger(__name__)
 
 # Common fine-tuning settings with their own --help line: flag -> (dotted key, metavar, help).
 _FINETUNE_SHORTCUTS: dict[str, tuple[str, str, str]] = {
-    "--task": ("task.name", "NAME", "wiki-topic, sentiment, wiki-mentions (offline); sst2, conll2003 (hub)"),
-    "--init": ("init", "SPEC", "random, minilm, a minibert run (runs/<name>) or a BERT model folder"),
-    "--tokenizer": ("tokenizer", "DIR", "tokenizer folder or minibert run (random init; default: init's own)"),
+    "--task": (
+        "task.name",
+        "NAME",
+        "wiki-topic, sentiment, wiki-mentions (offline); sst2, conll2003 (hub)",
+    ),
+    "--init": (
+        "init",
+        "SPEC",
+        "random, minilm, a minibert run (runs/<name>) or a BERT model folder",
+    ),
+    "--tokenizer": (
+        "tokenizer",
+        "DIR",
+        "tokenizer folder or minibert run (random init; default: init's own)",
+    ),
     "--preset": ("preset", "NAME", "random-init size: tiny, mini, small, base"),
     "--epochs": ("epochs", "N", "passes over the training set (default 3)"),
     "--max-steps": ("train.max_steps", "N", "stop after this many steps (instead of epochs)"),
     "--time-budget": ("train.time_budget", "SECONDS", "stop after this much training time"),
     "--batch-size": ("train.batch_size", "N", "examples per optimizer step"),
     "--lr": ("optim.lr", "LR", "peak learning rate (default 1e-4)"),
-    "--patience": ("early_stopping.patience", "N", "evaluations without improvement before stopping (0: off)"),
+    "--patience": (
+        "early_stopping.patience",
+        "N",
+        "evaluations without improvement before stopping (0: off)",
+    ),
     "--max-seq-len": ("task.max_seq_len", "N", "WordPiece tokens per example"),
     "--train-limit": ("task.train_limit", "N", "use a random sample of N training examples"),
     "--eval-limit": ("task.eval_limit", "N", "use a random sample of N validation/test examples"),
@@ -51,7 +67,11 @@ _FINETUNE_SHORTCUTS: dict[str, tuple[str, str, str]] = {
 
 _DEMO_SHORTCUTS: dict[str, tuple[str, str, str]] = {
     "--time-budget": ("time_budget", "SECONDS", "total training time (default 240)"),
-    "--pretrain-share": ("pretrain_share", "F", "share of the budget for pretraining (default 0.6)"),
+    "--pretrain-share": (
+        "pretrain_share",
+        "F",
+        "share of the budget for pretraining (default 0.6)",
+    ),
     "--seed": ("seed", "N", "seed of every run"),
     "--num-threads": ("num_threads", "N", "torch CPU threads (default: all cores)"),
 }
@@ -142,7 +162,10 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
         with logging_redirect_tqdm():
             result = finetune(
-                out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+                out=args.out,
+                overrides=overrides,
+                overwrite=args.overwrite,
+                cache_dir=args.cache_dir,
             )
     except (HubUnavailableError, ImportError) as err:
         return _report_failure("finetune", err)
@@ -207,7 +230,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 
         with logging_redirect_tqdm():
             result = run_demo(
-                out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+                out=args.out,
+                overrides=overrides,
+                overwrite=args.overwrite,
+                cache_dir=args.cache_dir,
             )
     except NonFiniteLossError as err:
         print(f"minibert demo: stopped: {err}", file=sys.stderr)
