@@ -44,6 +44,14 @@ _EXPORTS = {
     "evaluate_run": "minibert.train.evaluate",
     "fill_mask": "minibert.train.evaluate",
     "load_masked_lm": "minibert.train.evaluate",
+    # fine-tuning and the demo
+    "finetune": "minibert.train.finetune",
+    "FinetuneConfig": "minibert.train.finetune",
+    "FinetuneResult": "minibert.train.finetune",
+    "FinetuningTask": "minibert.train.finetune",
+    "run_demo": "minibert.train.demo",
+    "DemoConfig": "minibert.train.demo",
+    "DemoResult": "minibert.train.demo",
 }
 
 __all__ = list(_EXPORTS)
