@@ -189,6 +189,11 @@ def _add_evaluate(subparsers: Any) -> None:
         "--examples", type=int, help="held-out examples to use (default: the run's eval_examples)"
     )
     parser.add_argument("--batch-size", type=int, help="evaluation batch size")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="default: the precision the run trained with (from run.json)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="data cache directory")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=_run_evaluate)
@@ -203,6 +208,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         eval_examples=args.examples,
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
+        precision=args.precision,
     )
     if args.json:
         print(json.dumps(metrics, indent=2))

@@ -99,7 +99,7 @@ class TrainConfig:
     batch_size: int = 32  # sequences per optimizer step, over all processes and micro-batches
     grad_accum_steps: int = 1  # micro-batches per optimizer step (to fit memory)
     seed: int = 0  # model init, data order, masking and dropout all derive from it
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware has it
     device: str = "auto"  # auto: cuda if available, else cpu
     num_threads: int | None = None  # torch CPU threads; None: all cores (shared among local ranks)
     eval_every: int = 100  # steps between held-out evaluations (0: only at the end)

@@ -12,6 +12,8 @@ Rules the training loop follows (see docs/training.md):
   own contiguous slice of it (``DistributedSampler``-style sharding without a DataLoader);
 * gradients are synchronised only on the last micro-batch of an accumulation window
   (``no_sync`` on the others), so accumulation costs one all-reduce per optimizer step;
+* the first process on each machine prepares the data cache while the others wait, then all
+  check that they hold the same data and tokenizer fingerprints;
 * only rank 0 writes the run directory; the others wait at barriers around checkpoints.
 """
 
@@ -69,6 +71,19 @@ class DistributedContext:
         value = torch.tensor([1.0 if flag else 0.0], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
+
+    def same_everywhere(self, text: str) -> bool:
+        """Whether every process holds the same ``text`` (e.g. a data fingerprint)."""
+        if not self.is_distributed:
+            return True
+        import hashlib
+
+        digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
+        low = torch.tensor([digest], dtype=torch.int64, device=self.device)
+        high = low.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        return bool(low.item() == high.item())
 
     def shard(self, items: list) -> list:
         """This process's contiguous share of a global micro-batch (equal sizes required)."""

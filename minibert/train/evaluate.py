@@ -144,18 +144,20 @@ def evaluate_run(
     eval_examples: int | None = None,
     batch_size: int | None = None,
     cache_dir: str | Path | None = None,
+    precision: str | None = None,
     progress: bool = False,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Held-out metrics of a pretraining run (``final/`` by default, or ``checkpoint``).
 
     Uses the run's recorded config to rebuild the same validation examples and fixed masks as
-    training did (from the data cache, rebuilt offline if missing). Returns ``loss``,
+    training did (from the data cache, rebuilt offline if missing), in the precision the run
+    trained with unless ``precision`` (auto, fp32, bf16) says otherwise. Returns ``loss``,
     ``mlm_loss``, ``mlm_accuracy``, ``mlm_perplexity`` (and ``nsp_*`` when NSP is on).
     """
     from minibert.data.pipeline import prepare_data
     from minibert.heads import BertForMaskedLM, BertForPreTraining
     from minibert.train.config import PretrainConfig
-    from minibert.train.loop import evaluate_task
+    from minibert.train.loop import evaluate_task, resolve_precision
     from minibert.train.overrides import apply_overrides, config_from_dict
     from minibert.train.pretraining import PretrainingTask, build_eval_examples
 
@@ -180,6 +182,10 @@ def evaluate_run(
     model_class = BertForPreTraining if config.objective.nsp else BertForMaskedLM
     model = model_class.from_pretrained(model_dir)
     task = PretrainingTask(config, data.tokenizer, [], examples, model=model)
-    metrics = evaluate_task(task)
+    if precision is None:
+        recorded = info.get("runtime", {}).get("precision")
+        precision = {"bf16-autocast": "bf16", "fp32": "fp32"}.get(recorded, "auto")
+    autocast_dtype = resolve_precision(precision, torch.device("cpu"))
+    metrics = evaluate_task(task, autocast_dtype=autocast_dtype)
     metrics["checkpoint"] = str(model_dir)
     return metrics

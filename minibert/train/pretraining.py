@@ -396,14 +396,21 @@ def pretrain(
     context = setup_distributed(config.train.device)
     try:
         threads = configure_threads(config.train.num_threads, context)
-        # Rank 0 builds the data cache; the others then read it (no two writers).
-        if not context.is_main:
+        # The first process on each machine builds the data cache; the others then read it.
+        builds_cache = context.local_rank == 0
+        if not builds_cache:
             context.barrier()
         data = prepare_data(
             config.data, cache_dir, progress=context.is_main and config.train.progress
         )
-        if context.is_main:
+        if builds_cache:
             context.barrier()
+        if not context.same_everywhere(data.fingerprint + data.tokenizer_fingerprint):
+            raise ValueError(
+                "the processes prepared different data or tokenizers (each machine built its "
+                "own cache). Prepare the data once and share the cache: put MINIBERT_CACHE on a "
+                "shared filesystem or copy one machine's cache to the others."
+            )
         if resume_info is not None:
             recorded = resume_info.get("data", {})
             for key in ("data_fingerprint", "tokenizer_fingerprint"):
