@@ -51,7 +51,7 @@ _FINETUNE_SHORTCUTS: dict[str, tuple[str, str, str]] = {
     "--max-steps": ("train.max_steps", "N", "stop after this many steps (instead of epochs)"),
     "--time-budget": ("train.time_budget", "SECONDS", "stop after this much training time"),
     "--batch-size": ("train.batch_size", "N", "examples per optimizer step"),
-    "--lr": ("optim.lr", "LR", "peak learning rate (default 1e-4)"),
+    "--lr": ("optim.lr", "LR", "peak learning rate (default 5e-4)"),
     "--patience": (
         "early_stopping.patience",
         "N",
