@@ -209,6 +209,14 @@ def test_bad_output_directories_are_clear_errors(tmp_path, cache_dir, capsys):
     assert "unknown config key 'model.hiden_size'" in err and "model.hidden_size" in err
 
 
+def test_resuming_a_finished_run_trains_no_further(finished_run, cache_dir):
+    out, _ = finished_run
+    before = [r for r in read_metrics(out) if r["split"] != "event"]
+    result = pretrain(out=out, resume=True, cache_dir=cache_dir)
+    assert result.step == 12 and result.final_dir == out / "final"
+    assert [r for r in read_metrics(out) if r["split"] != "event"] == before
+
+
 def test_resume_may_only_change_how_long_and_how_to_report(finished_run, cache_dir, capsys):
     out, _ = finished_run
     args = ["pretrain", "--out", str(out), "--resume", "--cache-dir", str(cache_dir)]

@@ -705,9 +705,17 @@ class Trainer:
             truncate_metrics_after(self.run.metrics_path, self.state.step)
             writer = MetricsWriter(self.run.metrics_path)
         self._last_checkpoint_step = self.state.step if self.resume_from is not None else -1
-        last_eval_step = -1
+        last_eval_step = self.state.extra.get("last_eval_step", -1)
         session_start = time.perf_counter()
         elapsed_before = self.state.elapsed
+        # A resumed run that had already reached its budget only completes what is missing.
+        already_finished = self.resume_from is not None and self._progress(elapsed_before) >= 1.0
+        if already_finished and is_main:
+            logger.warning(
+                "this run already finished at step %d; raise --max-steps or --time-budget to "
+                "train longer",
+                self.state.step,
+            )
 
         def elapsed() -> float:
             return elapsed_before + time.perf_counter() - session_start
@@ -785,6 +793,11 @@ class Trainer:
                         )
                         stop_early = self.task.after_evaluation(step, self.state.last_eval)
                         log("eval", **self.state.last_eval)
+                        self.state.extra["last_eval_step"] = step
+                        if is_main:
+                            logger.info(
+                                "step %d held-out: %s", step, _format_metrics(self.state.last_eval)
+                            )
                         last_eval_step = step
                         window_start = time.perf_counter()
                     self.state.elapsed = elapsed()
@@ -805,6 +818,7 @@ class Trainer:
                 )
                 self.task.after_evaluation(self.state.step, self.state.last_eval)
                 log("eval", **self.state.last_eval)
+                self.state.extra["last_eval_step"] = self.state.step
             if self.state.window.get("steps"):
                 last_train = self._window_metrics(time.perf_counter() - window_start)
                 log("train", **last_train)
@@ -814,9 +828,12 @@ class Trainer:
             if self._last_checkpoint_step != self.state.step:
                 last_checkpoint = self._save_checkpoint()
             final_dir = None
-            if not stopped_by_signal:
+            if already_finished and self.run.final_dir.is_dir():
+                final_dir = self.run.final_dir
+            elif not stopped_by_signal:
                 final_dir = self._save(self.run.final_dir, with_optimizer=False)
-            log("event", event="stop", reason=stop_reason)
+            if not already_finished:
+                log("event", event="stop", reason=stop_reason)
         finally:
             if bar is not None:
                 bar.close()
