@@ -764,19 +764,28 @@ def predict(
     pad_id: int = 0,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
 ) -> SplitPredictions:
-    """Predictions of ``model`` (eval mode, no dropout) for every example of ``split``."""
+    """Predictions of ``model`` (eval mode, no dropout) for every example of ``split``.
+
+    ``autocast_dtype`` (e.g. the trainer's bf16) makes them match the evaluations logged during
+    training, which ran under the same autocast.
+    """
+    from minibert.train.loop import autocast_context
+
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     records = []
     try:
         for indices in _batches(len(split), batch_size):
             batch = _collate(split, indices, pad_id, kind == "token")
-            out = model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                token_type_ids=batch["token_type_ids"].to(device),
-            )
+            with autocast_context(device, autocast_dtype):
+                out = model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    token_type_ids=batch["token_type_ids"].to(device),
+                )
             records.append((batch["example_index"], out.logits.float().cpu()))
     finally:
         model.train(was_training)
@@ -1323,8 +1332,9 @@ def _finetune_once(
                     task.kind,
                     task.labels,
                     pad_id=finetuning.pad_id,
-                    batch_size=train.eval_batch_size or 64,
+                    batch_size=train.eval_batch_size or train.micro_batch_size,
                     device=context.device,
+                    autocast_dtype=trainer.autocast_dtype,
                 )
                 metrics, report = _split_metrics(split, task.kind, task.labels, predictions)
                 metrics["examples"] = len(split)
