@@ -103,19 +103,25 @@ def train_step_fn(
 
 def time_alternating(
     fns: dict[str, Callable[[], object]], *, warmup: int, rounds: int, steps: int
-) -> dict[str, float]:
-    """Median seconds per call for each function, timing them in alternating rounds."""
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, process CPU) seconds per call of each function, in alternating rounds.
+
+    CPU time is the steadier figure on a shared machine with --threads 1 (time spent waiting
+    for the core is not counted); with more threads it also counts OpenMP spin-waiting.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             for _ in range(steps):
-                start = time.perf_counter()
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
                 fn()
-                samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
+                wall[name].append(time.perf_counter() - start_wall)
+                cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
 def bench_training(args: argparse.Namespace, preset: str) -> None:
@@ -139,16 +145,18 @@ def bench_training(args: argparse.Namespace, preset: str) -> None:
         )
     seconds = time_alternating(fns, warmup=args.warmup, rounds=args.rounds, steps=args.steps)
     tokens = args.batch_size * args.seq_len
-    base = tokens / seconds["transformers fp32"]
+    base_wall, base_cpu = seconds["transformers fp32"]
     n_params = ours.num_parameters()
     print(
         f"\n[train] {preset}: L{config.num_hidden_layers}/H{config.hidden_size}/"
         f"A{config.num_attention_heads}, vocab {config.vocab_size}, {n_params / 1e6:.2f}M params, "
         f"batch {args.batch_size} x {args.seq_len}, {args.mask_prob:.0%} masked, AdamW"
     )
-    for name, sec in seconds.items():
-        rate = tokens / sec
-        print(f"  {name:<24} {sec * 1000:8.1f} ms/step {rate:10.0f} tokens/s   x{rate / base:.2f}")
+    for name, (wall, cpu) in seconds.items():
+        print(
+            f"  {name:<24} {wall * 1000:8.1f} ms/step {tokens / wall:9.0f} tokens/s "
+            f"x{base_wall / wall:5.2f}   | cpu {cpu * 1000:8.1f} ms/step x{base_cpu / cpu:5.2f}"
+        )
 
 
 def bench_inference(args: argparse.Namespace) -> None:
@@ -178,10 +186,13 @@ def bench_inference(args: argparse.Namespace) -> None:
         rounds=5,
         steps=10,
     )
-    base = seconds["transformers eager"]
+    base_wall, base_cpu = seconds["transformers eager"]
     print("\n[inference] all-MiniLM-L6-v2, 1 x 128 tokens, output_attentions=True")
-    for name, sec in seconds.items():
-        print(f"  {name:<24} {sec * 1000:8.2f} ms/call   speed x{base / sec:.2f}")
+    for name, (wall, cpu) in seconds.items():
+        print(
+            f"  {name:<24} {wall * 1000:8.2f} ms/call speed x{base_wall / wall:5.2f}   "
+            f"| cpu {cpu * 1000:8.2f} ms/call x{base_cpu / cpu:5.2f}"
+        )
 
 
 def main() -> None:
