@@ -215,13 +215,9 @@ class DemoResult:
 
 def default_demo_dir(root: str | Path = "runs") -> Path:
     """``runs/demo``, or ``runs/demo-2``, ``-3``... if it is taken (a demo never overwrites)."""
-    root = Path(root)
-    candidate = root / "demo"
-    n = 2
-    while candidate.exists() and any(candidate.iterdir()):
-        candidate = root / f"demo-{n}"
-        n += 1
-    return candidate
+    from minibert.train.finetune import next_free_dir
+
+    return next_free_dir(root, "demo")
 
 
 def run_demo(

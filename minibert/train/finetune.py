@@ -96,6 +96,7 @@ __all__ = [
     "encode_split",
     "finetune",
     "minilm_dir",
+    "next_free_dir",
     "predict",
     "resolve_init",
 ]
@@ -1018,6 +1019,15 @@ def _build_model(
     return model
 
 
+def next_free_dir(root: str | Path, name: str) -> Path:
+    """``root/name``, or ``root/name-2``, ``-3``... if it is taken (exists and is not empty)."""
+    root = Path(root)
+    candidate, n = root / name, 2
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        candidate, n = root / f"{name}-{n}", n + 1
+    return candidate
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a directory")
@@ -1050,7 +1060,7 @@ def _check_task_name(name: str) -> None:
 
 def finetune(
     config: FinetuneConfig | None = None,
-    out: str | Path = "runs/finetune",
+    out: str | Path | None = None,
     *,
     overrides: Mapping[str, Any] | None = None,
     overwrite: bool = False,
@@ -1060,7 +1070,9 @@ def finetune(
 
     Args:
         config: the settings (default: :class:`FinetuneConfig`).
-        out: the run directory; must be missing or empty unless ``overwrite``.
+        out: the run directory; must be missing or empty unless ``overwrite``. Default
+            ``runs/finetune-<task>`` (or the next free ``-2``, ``-3``...), so a notebook can
+            call this again without clearing anything.
         overrides: ``{key: value}`` on top of ``config``, keys as on the command line
             (``"task"``, ``"init"``, ``"lr"``, ``"early_stopping.patience"``, ...).
         overwrite: replace whatever ``out`` holds.
@@ -1084,7 +1096,7 @@ def finetune(
     # Everything that can be checked cheaply is checked before any slow work.
     _check_task_name(config.task.name)
     source = resolve_init(config.init)
-    out = Path(out)
+    out = next_free_dir("runs", f"finetune-{config.task.name}") if out is None else Path(out)
     _check_out(out, overwrite)
     if not _resolve_cross_validation(config):
         return _finetune_once(config, source, out, overwrite=overwrite, cache_dir=cache_dir)
