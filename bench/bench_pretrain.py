@@ -139,7 +139,7 @@ def run_transformers(args, config: dict, precision: str) -> dict:
         "tokens": tokens,
         "seconds": seconds,
         "tokens_per_second": tokens / seconds,
-        "final_mlm_loss": float(loss),
+        "final_mlm_loss": loss.item(),
     }
 
 

@@ -80,3 +80,16 @@ def test_two_gloo_processes_match_one_process(tmp_path, cache_dir):
     assert info["runtime"]["world_size"] == 2
     lines = (ddp / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == len(read_metrics(ddp))  # no line written twice or interleaved
+
+
+def test_two_processes_agree_on_a_time_budget(tmp_path, cache_dir):
+    # Each process has its own clock; they must stop at the same step (no hang in a collective)
+    # and apply the same learning rates.
+    out = tmp_path / "timed"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    torchrun += ["--standalone"]
+    time_args = ["--max-steps", "none", "--time-budget", "2", "--checkpoint-every", "0"]
+    _pretrain(torchrun, out, cache_dir, *time_args)
+    events = [r for r in read_metrics(out) if r["split"] == "event"]
+    assert events[-1]["reason"] == "time_budget"
+    assert (out / "final" / "model.safetensors").is_file()

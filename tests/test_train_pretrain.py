@@ -109,7 +109,7 @@ def test_metrics_lines(finished_run):
     assert tokens == sorted(tokens) and tokens[0] > 0
     # 10% warmup is over by step 2; then the rate decays linearly towards zero.
     rates = [r["lr"] for r in train]
-    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.1 * 1e-3
+    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.1 * max(rates)
     assert records[-1]["split"] == "event" and records[-1]["reason"] == "max_steps"
 
 

@@ -68,9 +68,11 @@ def _computed(records):
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cache_dir):
-    # Dropout stays on (the recipe's 0.1), so the dropout RNG must resume exactly too.
+    # Dropout on, so the dropout RNG must resume exactly too.
     schedule = ["--max-steps", "60", "--checkpoint-every", "10", "--eval-every", "15",
-                "--log-every", "1", "--keep-checkpoints", "0"]  # fmt: skip
+                "--log-every", "1", "--keep-checkpoints", "0",
+                "--model.hidden_dropout_prob", "0.1",
+                "--model.attention_probs_dropout_prob", "0.1"]  # fmt: skip
     # Prime the data cache so the two runs below do not both build it.
     primer = _start(tmp_path / "primer", cache_dir, "--max-steps", "1")
     assert primer.wait(timeout=300) == 0, primer.communicate()

@@ -72,6 +72,14 @@ class DistributedContext:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
+    def max_value(self, value: float) -> float:
+        """The largest ``value`` over processes (e.g. elapsed time, so all agree on it)."""
+        if not self.is_distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
     def same_everywhere(self, text: str) -> bool:
         """Whether every process holds the same ``text`` (e.g. a data fingerprint)."""
         if not self.is_distributed:

@@ -756,14 +756,19 @@ class Trainer:
         try:
             with signals:
                 while True:
-                    if self._progress(elapsed()) >= 1.0:
+                    now = elapsed()
+                    if cfg.time_budget is not None:
+                        # Clocks differ a little between processes; all must agree on the
+                        # learning rate and on when to stop, so they use the largest.
+                        now = context.max_value(now)
+                    if self._progress(now) >= 1.0:
                         stop_reason = (
                             "max_steps"
                             if self.max_steps is not None and self.state.step >= self.max_steps
                             else "time_budget"
                         )
                         break
-                    lr = self._lr_for_next_step(elapsed())
+                    lr = self._lr_for_next_step(now)
                     stop_early: str | None = None
                     try:
                         step_metrics = self._train_step(lr)
