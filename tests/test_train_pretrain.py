@@ -70,6 +70,7 @@ def test_run_directory_layout(finished_run):
     assert not [p for p in out.rglob(".tmp-*")]
     state = json.loads((run.checkpoint_dir(10) / "trainer_state.json").read_text())
     assert state["step"] == 10 and state["batch_in_epoch"] == 10 and "torch" in state["rng"]
+    assert state["extra"]["scheduler"]["kind"] == "linear"
 
 
 def test_run_json_records_config_versions_and_fingerprints(finished_run):

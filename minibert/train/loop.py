@@ -562,6 +562,16 @@ class Trainer:
             self.state.rng["scheme"] = (
                 "per-step: torch.manual_seed(derive_seed(seed, 'dropout', rank, step))"
             )
+            # The schedule has no hidden state: its factor is a function of the progress,
+            # which the step and the elapsed time above determine. Recorded for readers.
+            self.state.extra["scheduler"] = {
+                "kind": self.schedule.kind,
+                "warmup": self.schedule.warmup,
+                "min_ratio": self.schedule.min_ratio,
+                "peak_lr": self.optim_config.lr,
+                "progress": self._progress(self.state.elapsed),
+                "last_lr": self.state.window.get("lr", self.optimizer.param_groups[0]["lr"]),
+            }
             self.state.epoch = self.sampler.epoch
             self.state.batch_in_epoch = self.sampler.batch_in_epoch
             path = save_checkpoint(

@@ -36,6 +36,7 @@ from minibert.train.loop import (
     Trainer,
     TrainingResult,
     TrainingTask,
+    derive_seed,
     resolve_precision,
 )
 from minibert.train.overrides import (
@@ -107,6 +108,7 @@ def build_pretrain_config(
             model=model,
             data=config.data,
             objective=config.objective,
+            init=config.init,
             optim=config.optim,
             train=config.train,
         )
@@ -163,6 +165,12 @@ class PretrainingTask(TrainingTask):
             # complain about unused parameters), so the MLM-only model is trained instead.
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
+            if config.init.position_init == "sinusoidal":
+                from minibert.model import sinusoidal_position_init_
+
+                sinusoidal_position_init_(
+                    model.bert.embeddings.position, std=config.init.position_init_std
+                )
         self.model = model
         objective = config.objective
         collator_args = dict(
@@ -172,9 +180,12 @@ class PretrainingTask(TrainingTask):
             return_masked_positions=True,
         )
         self.collator = MaskingCollator(tokenizer, seed=0, **collator_args)
-        self.eval_collator = MaskingCollator(
-            tokenizer, seed=objective.eval_mask_seed, **collator_args
+        eval_args = dict(
+            collator_args,
+            mlm_probability=objective.eval_mlm_probability,
+            max_predictions=objective.eval_max_predictions,
         )
+        self.eval_collator = MaskingCollator(tokenizer, seed=objective.eval_mask_seed, **eval_args)
         self._eval_batches: list[dict[str, torch.Tensor]] | None = None
 
     def num_train_examples(self) -> int:
@@ -425,8 +436,6 @@ def pretrain(
             config = apply_overrides(config, {"model.vocab_size": vocab_size})
         train_examples, eval_examples = build_examples(config, data)
         # The same initial weights on every process and for every rerun with this seed.
-        from minibert.train.loop import derive_seed
-
         torch.manual_seed(derive_seed(config.train.seed, "init"))
         task = PretrainingTask(config, data.tokenizer, train_examples, eval_examples)
 
