@@ -248,6 +248,33 @@ def expand_head_mask(head_mask: torch.Tensor | None, config: BertConfig) -> torc
     )
 
 
+def sinusoidal_position_init_(embedding: nn.Embedding, std: float = 0.02) -> nn.Embedding:
+    """Fill a learned position embedding with the sinusoids of Vaswani et al. (2017), Sec. 3.5.
+
+    PE(pos, 2i) = sin(pos / 10000^(2i/H)), PE(pos, 2i+1) = cos(pos / 10000^(2i/H)), rescaled so
+    the table's standard deviation is ``std`` (BERT's other embeddings start at
+    ``initializer_range`` = 0.02, so the sum stays balanced). Only the starting values change:
+    the table stays a trainable ``nn.Embedding`` with the same shape and key, so the model is
+    still the standard BERT (transformers loads it). Why: with random positions, attention has
+    no notion of "my neighbour" to start from, and a short pretraining spends its first
+    minutes on the unigram plateau; the sinusoids give dot products that depend on relative
+    offset from step 0 (measured in docs/recipe.md).
+    """
+    if std <= 0:
+        raise ValueError(f"std must be positive, got {std}")
+    num_positions, hidden = embedding.weight.shape  # (P, H)
+    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    rates = 10000.0 ** (-torch.arange(0, hidden, 2, dtype=torch.float64) / hidden)  # (ceil(H/2),)
+    angles = positions * rates  # (P, ceil(H/2))
+    table = torch.zeros(num_positions, hidden, dtype=torch.float64)  # (P, H)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : hidden // 2])
+    table = table / table.std() * std
+    with torch.no_grad():
+        embedding.weight.copy_(table.to(embedding.weight.dtype))
+    return embedding
+
+
 # -- base class ------------------------------------------------------------------------------
 
 

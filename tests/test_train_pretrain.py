@@ -26,6 +26,7 @@ MICRO = {
     "train.eval_examples": 24,
     "train.num_threads": 1,
     "train.progress": False,
+    "objective.nsp": True,  # these tests check the NSP metrics too (the recipe's default is off)
 }
 
 

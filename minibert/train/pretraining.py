@@ -56,6 +56,7 @@ __all__ = [
     "build_pretrain_config",
     "configure_threads",
     "pretrain",
+    "unigram_log_prior",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,12 @@ def build_pretrain_config(
     if preset_key is not None:
         preset = str(overrides.pop(preset_key))
         model = BertConfig.preset(preset, vocab_size=config.data.vocab_size)
-        # Keep the recipe's non-size choices (dropout) from the current model section.
+        # Keep the recipe's non-size choices (dropout, init scale) from the current model
+        # section.
         model = model.replace(
             hidden_dropout_prob=config.model.hidden_dropout_prob,
             attention_probs_dropout_prob=config.model.attention_probs_dropout_prob,
+            initializer_range=config.model.initializer_range,
         )
         config = PretrainConfig(
             preset=preset,
@@ -171,6 +174,18 @@ class PretrainingTask(TrainingTask):
                 sinusoidal_position_init_(
                     model.bert.embeddings.position, std=config.init.position_init_std
                 )
+            if config.init.mlm_bias_init == "unigram":
+                with torch.no_grad():
+                    model.mlm.bias.copy_(
+                        unigram_log_prior(
+                            self.train_examples,
+                            config.model.vocab_size,
+                            never_targets=[
+                                tokenizer.convert_tokens_to_ids(token)
+                                for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
+                            ],
+                        )
+                    )
         self.model = model
         objective = config.objective
         collator_args = dict(
@@ -269,6 +284,25 @@ class PretrainingTask(TrainingTask):
         from minibert.data.tokenizer import save_tokenizer
 
         save_tokenizer(self.tokenizer, directory)
+
+
+def unigram_log_prior(
+    examples: Sequence[Any], vocab_size: int, never_targets: Sequence[int] = ()
+) -> torch.Tensor:
+    """log p(token) over the examples' input ids, add-one smoothed: (V,) float32.
+
+    Used as the MLM output bias at initialisation (``init.mlm_bias_init="unigram"``): a model
+    whose hidden states carry no information yet then predicts the unigram distribution,
+    the best context-free guess, instead of a uniform one. ``never_targets`` (the special
+    tokens the collator never selects) keep only the smoothing count.
+    """
+    counts = torch.ones(vocab_size, dtype=torch.float64)  # (V,) add-one smoothing
+    for example in examples:
+        ids = torch.as_tensor(example.input_ids, dtype=torch.long)  # (T,)
+        counts += torch.bincount(ids, minlength=vocab_size)[:vocab_size].double()
+    for token_id in never_targets:
+        counts[token_id] = 1.0
+    return (counts / counts.sum()).log().float()
 
 
 def _example_settings(config: PretrainConfig) -> dict[str, Any]:
