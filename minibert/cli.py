@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="minibert: pretrain and fine-tune a from-scratch BERT, and look inside it.",
     )
     parser.add_argument("--version", action="version", version=_version())
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level; show full tracebacks")
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>")
     for module_name in _VERB_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        # Bad input: one clear line, not a traceback.
+    except (ValueError, TypeError, OSError, ImportError) as err:
+        # Bad input or a missing resource (a file, the hub while offline, an optional extra):
+        # our messages say what is wrong and what to do, so one line beats a traceback.
+        # --verbose keeps the traceback for whoever is debugging minibert itself.
+        if args.verbose:
+            raise
         print(f"minibert {args.verb}: error: {err}", file=sys.stderr)
         return 2
 

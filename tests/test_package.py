@@ -1,5 +1,6 @@
 """The package installs, imports and exposes its command line."""
 
+import os
 import subprocess
 import sys
 
@@ -24,3 +25,17 @@ def test_cli_help_runs():
         [sys.executable, "-m", "minibert", "--help"], capture_output=True, text=True, check=True
     )
     assert "minibert" in out.stdout
+
+
+def test_cli_reports_an_unreachable_hub_in_one_line_not_a_traceback():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "minibert", "prepare-data", "--corpus", "wikitext-103"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "Offline alternatives" in out.stderr and "wiki-sample" in out.stderr

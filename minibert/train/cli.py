@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,27 @@ def _quiet_save_logs(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def run_training_call(verb: str, args: argparse.Namespace, call: Callable[[], Any]) -> Any | None:
+    """Run a training verb's ``call()`` the way every training verb does.
+
+    Log lines go through tqdm so they do not tear the progress bar; a non-finite loss (which
+    keeps the last good checkpoint) is reported in one line and gives None, for exit status 1.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from minibert.train.loop import NonFiniteLossError
+
+    _quiet_save_logs(getattr(args, "verbose", False))
+    try:
+        with logging_redirect_tqdm():
+            return call()
+    except NonFiniteLossError as err:
+        print(f"minibert {verb}: stopped: {err}", file=sys.stderr)
+        return None
+
+
 def _run_pretrain(args: argparse.Namespace) -> int:
     from minibert.train.config import PretrainConfig
-    from minibert.train.loop import NonFiniteLossError
     from minibert.train.pretraining import pretrain
 
     if args.resume and args.config is not None:
@@ -141,20 +160,18 @@ def _run_pretrain(args: argparse.Namespace) -> int:
             "(only how long to train and how to report may change)"
         )
     overrides = collect_overrides(args, PretrainConfig())
-    _quiet_save_logs(getattr(args, "verbose", False))
-    try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        with logging_redirect_tqdm():
-            result = pretrain(
-                out=args.out,
-                overrides=overrides,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                cache_dir=args.cache_dir,
-            )
-    except NonFiniteLossError as err:
-        print(f"minibert pretrain: stopped: {err}", file=sys.stderr)
+    result = run_training_call(
+        "pretrain",
+        args,
+        lambda: pretrain(
+            out=args.out,
+            overrides=overrides,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            cache_dir=args.cache_dir,
+        ),
+    )
+    if result is None:
         return 1
     print(result.summary())
     if result.stop_reason.startswith("signal"):

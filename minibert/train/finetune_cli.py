@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +89,6 @@ def _add_shortcuts(parser: argparse.ArgumentParser, shortcuts: dict) -> None:
         )
 
 
-def _quiet_save_logs(verbose: bool) -> None:
-    # Every checkpoint logs "saved model/tokenizer" at INFO; under a progress bar that is noise.
-    if not verbose:
-        for name in ("minibert.model", "minibert.data.tokenizer"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _report_failure(verb: str, err: BaseException) -> int:
-    print(f"minibert {verb}: error: {err}", file=sys.stderr)
-    return 2
-
-
 # --------------------------------------------------------------------------------------------
 # finetune
 # --------------------------------------------------------------------------------------------
@@ -150,27 +137,19 @@ def _add_finetune(subparsers: Any) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from minibert.data.corpora import HubUnavailableError
-    from minibert.train.cli import collect_overrides
+    from minibert.train.cli import collect_overrides, run_training_call
     from minibert.train.finetune import FinetuneConfig, finetune
-    from minibert.train.loop import NonFiniteLossError
 
     overrides = collect_overrides(args, FinetuneConfig())
-    _quiet_save_logs(getattr(args, "verbose", False))
-    try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        with logging_redirect_tqdm():
-            result = finetune(
-                out=args.out,
-                overrides=overrides,
-                overwrite=args.overwrite,
-                cache_dir=args.cache_dir,
-            )
-    except (HubUnavailableError, ImportError) as err:
-        return _report_failure("finetune", err)
-    except NonFiniteLossError as err:
-        print(f"minibert finetune: stopped: {err}", file=sys.stderr)
+    # An unreachable hub or a missing extra is reported in one line by minibert.cli.main.
+    result = run_training_call(
+        "finetune",
+        args,
+        lambda: finetune(
+            out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+        ),
+    )
+    if result is None:
         return 1
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -219,24 +198,18 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from minibert.train.cli import collect_overrides
+    from minibert.train.cli import collect_overrides, run_training_call
     from minibert.train.demo import DemoConfig, run_demo
-    from minibert.train.loop import NonFiniteLossError
 
     overrides = collect_overrides(args, DemoConfig())
-    _quiet_save_logs(getattr(args, "verbose", False))
-    try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        with logging_redirect_tqdm():
-            result = run_demo(
-                out=args.out,
-                overrides=overrides,
-                overwrite=args.overwrite,
-                cache_dir=args.cache_dir,
-            )
-    except NonFiniteLossError as err:
-        print(f"minibert demo: stopped: {err}", file=sys.stderr)
+    result = run_training_call(
+        "demo",
+        args,
+        lambda: run_demo(
+            out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
+        ),
+    )
+    if result is None:
         return 1
     print(result.summary())
     return 0
