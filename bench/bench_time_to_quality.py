@@ -63,8 +63,14 @@ def _parse_variant(text: str) -> dict[str, str]:
 
 
 def run_minibert(args, out: Path, overrides: dict[str, str]) -> dict:
-    """``minibert pretrain`` in a child process; its eval curve, throughput and peak RSS."""
-    from minibert.train import read_metrics
+    """``minibert pretrain`` in a child process; its eval curve, throughput and peak RSS.
+
+    With ``--reuse`` a finished run already in ``out`` (from an earlier ``--keep``) is read
+    instead of trained again; its peak RSS was not measured then (reported as nan).
+    """
+
+    if args.reuse and (out / "final").is_dir():
+        return _read_run(out, overrides, peak_rss_mib=float("nan"), seconds=float("nan"))
 
     command = [
         sys.executable, "-m", "minibert", "pretrain", "--preset", args.preset,
@@ -75,13 +81,27 @@ def run_minibert(args, out: Path, overrides: dict[str, str]) -> dict:
     if args.cache_dir:
         command += ["--cache-dir", str(args.cache_dir)]
     for key, value in overrides.items():
-        command += [f"--{key}", value]
+        if value.lower() in ("true", "false"):  # switches are --key / --no-key
+            command.append(f"--{key}" if value.lower() == "true" else f"--no-{key}")
+        else:
+            command += [f"--{key}", value]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"minibert pretrain failed:\n{done.stderr[-3000:]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return _read_run(
+        out,
+        overrides,
+        peak_rss_mib=peak_kib / 1024 if peak_kib > before else float("nan"),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _read_run(out: Path, overrides: dict[str, str], *, peak_rss_mib: float, seconds: float) -> dict:
+    from minibert.train import read_metrics
+
     evals = read_metrics(out, split="eval")
     trains = read_metrics(out, split="train")
     info = json.loads((out / "run.json").read_text())
@@ -100,8 +120,8 @@ def run_minibert(args, out: Path, overrides: dict[str, str]) -> dict:
         "steps": trains[-1]["step"],
         "tokens": trains[-1]["tokens"],
         "tokens_per_second": trains[-1]["tokens"] / trains[-1]["time"],
-        "peak_rss_mib": peak_kib / 1024 if peak_kib > before else float("nan"),
-        "command_seconds": time.perf_counter() - started,
+        "peak_rss_mib": peak_rss_mib,
+        "command_seconds": seconds,
         "nsp": info["config"]["objective"]["nsp"],
         "config": info["config"],
     }
@@ -176,10 +196,11 @@ def run_reference(args, config, tokenizer, train_examples, eval_batches) -> dict
     trained = 0.0
     tokens = steps = 0
     next_eval = args.ref_eval_every
+    batch_size = config.train.batch_size  # the recipe's, as minibert trains
     while trained < args.seconds:
-        if len(order) < args.batch_size:
+        if len(order) < batch_size:
             order = torch.randperm(len(features), generator=generator).tolist()
-        chunk, order = order[: args.batch_size], order[args.batch_size :]
+        chunk, order = order[:batch_size], order[batch_size:]
         started = time.perf_counter()
         batch = collator([features[i] for i in chunk])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -233,6 +254,9 @@ def main() -> None:
     parser.add_argument("--ref-lr", type=float, default=5e-4, help="reference AdamW lr")
     parser.add_argument("--ref-eval-every", type=float, default=30.0, help="seconds")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read finished minibert runs found under --keep"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     args = parser.parse_args()

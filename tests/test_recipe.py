@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
 from minibert.model import sinusoidal_position_init_
 from minibert.train.config import InitConfig, ObjectiveConfig, PretrainConfig
@@ -122,3 +123,20 @@ def test_pretraining_task_starts_at_the_unigram_prior(tiny_tokenizer):
     assert not PretrainingTask(zeros, tiny_tokenizer, examples, []).model.mlm.bias.any()
     with pytest.raises(ValueError, match="unigram"):
         build_pretrain_config({"mlm_bias_init": "learned"})
+
+
+def test_identity_query_key_init_adds_scaled_identity_only_to_query_and_key():
+    from minibert.model import identity_query_key_init_
+
+    config = BertConfig.preset("tiny", vocab_size=50)
+    torch.manual_seed(0)
+    plain = BertForMaskedLM(config)
+    torch.manual_seed(0)
+    model = identity_query_key_init_(BertForMaskedLM(config), scale=0.5)
+    eye = 0.5 * torch.eye(config.hidden_size)
+    for mine, theirs in zip(model.bert.layers, plain.bert.layers, strict=True):
+        for name in ("query", "key"):
+            got = getattr(mine.attention, name).weight
+            torch.testing.assert_close(got, getattr(theirs.attention, name).weight + eye)
+        torch.testing.assert_close(mine.attention.value.weight, theirs.attention.value.weight)
+    assert model.state_dict().keys() == plain.state_dict().keys()

@@ -171,9 +171,8 @@ class ObjectiveConfig:
     """
 
     # Next-sentence prediction off: packed sentences (RoBERTa FULL-SENTENCES, Liu et al. 2019,
-    # Sec. 4.2). Measured on tiny (docs/recipe.md): after 400 steps held-out MLM accuracy
-    # 9.8% without NSP vs 9.4% with it (both sinusoidal positions), and 5 minutes with NSP on
-    # are in the results table. --nsp turns BERT's objective back on.
+    # Sec. 4.2), so the whole model serves the MLM; the 5-minute held-out accuracy with NSP
+    # off and on is in docs/recipe.md. --nsp turns BERT's objective back on.
     nsp: bool = False
     mlm_probability: float = 0.15  # share of tokens selected for prediction
     whole_word_masking: bool = False  # select whole words, not single WordPiece pieces
@@ -228,6 +227,8 @@ class InitConfig:
     # Default unigram: after 600 steps held-out MLM loss 6.504 vs 6.555 (accuracy 13.6% vs
     # 13.3%) with the zero bias (docs/recipe.md).
     mlm_bias_init: str = "unigram"
+    # Added to the query and key weights of every layer, times the identity (0: BERT's init).
+    attention_identity_init: float = 0.0
 
     def __post_init__(self) -> None:
         if self.position_init not in POSITION_INITS:
@@ -239,6 +240,10 @@ class InitConfig:
             raise ValueError(
                 f"init.mlm_bias_init {self.mlm_bias_init!r} is unknown; choose one of "
                 f"{', '.join(MLM_BIAS_INITS)}"
+            )
+        if self.attention_identity_init < 0:
+            raise ValueError(
+                f"init.attention_identity_init must be >= 0, got {self.attention_identity_init}"
             )
         if self.position_init_std <= 0:
             raise ValueError(

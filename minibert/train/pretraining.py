@@ -174,6 +174,10 @@ class PretrainingTask(TrainingTask):
                 sinusoidal_position_init_(
                     model.bert.embeddings.position, std=config.init.position_init_std
                 )
+            if config.init.attention_identity_init > 0:
+                from minibert.model import identity_query_key_init_
+
+                identity_query_key_init_(model, scale=config.init.attention_identity_init)
             if config.init.mlm_bias_init == "unigram":
                 with torch.no_grad():
                     model.mlm.bias.copy_(
