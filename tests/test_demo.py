@@ -10,14 +10,6 @@ from minibert.cli import main
 from minibert.train.demo import DemoConfig, default_demo_dir
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # The training tests' data cache (content-addressed, shared by the session).
-    path = tmp_path_factory.getbasetemp() / "train-data-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def test_demo_runs_end_to_end_and_prints_the_summary(tmp_path, cache_dir, capsys):
     out = tmp_path / "demo"
     code = main(

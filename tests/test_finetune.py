@@ -40,14 +40,6 @@ QUICK = {
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # The training tests' data cache (content-addressed, shared by the session).
-    path = tmp_path_factory.getbasetemp() / "train-data-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def pretrain_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("pretrain") / "micro"
     pretrain(out=out, cache_dir=cache_dir, overrides=MICRO_PRETRAIN)

@@ -38,13 +38,6 @@ MICRO_ARGS = [
 COMPARED = ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy", "grad_norm", "lr")
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "train-data-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def _pretrain(launcher, out, cache_dir, *extra):
     command = [*launcher, "-m", "minibert", "pretrain", "--out", str(out)]
     command += ["--cache-dir", str(cache_dir), *MICRO_ARGS, *extra]

@@ -31,14 +31,6 @@ MICRO = {
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # One data cache for every training test module in the session (content-addressed).
-    path = tmp_path_factory.getbasetemp() / "train-data-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("runs") / "micro"
     result = pretrain(

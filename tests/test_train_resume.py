@@ -33,13 +33,6 @@ MICRO_ARGS = [
 TIMING_KEYS = {"time", "wall_time", "tokens_per_second"}
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "train-data-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def _start(out, cache_dir, *extra):
     command = [sys.executable, "-m", "minibert", "pretrain", "--out", str(out)]
     command += ["--cache-dir", str(cache_dir), *MICRO_ARGS, *extra]
