@@ -58,15 +58,37 @@ def add_parser(subparsers: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _settings_epilog() -> str:
-    from minibert.train.config import PretrainConfig
+def settings_epilog(config: Any) -> str:
+    """The ``--help`` epilog of a training verb: every setting of ``config`` as ``--key``."""
     from minibert.train.overrides import describe_keys
 
     return (
         "settings (any of these as --key value; bare names work when unambiguous, e.g. --lr;\n"
         "a --config file may nest them by section; command-line values win over the file):\n"
-        + describe_keys(PretrainConfig())
+        + describe_keys(config)
     )
+
+
+def add_shortcuts(parser: argparse.ArgumentParser, shortcuts: dict) -> None:
+    """Flags with their own --help line that set one dotted config key (see collect_overrides)."""
+    for flag, (key, metavar, text) in shortcuts.items():
+        parser.add_argument(
+            flag, dest=f"shortcut:{key}", metavar=metavar, default=argparse.SUPPRESS, help=text
+        )
+
+
+def add_config_and_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--cache-dir DIR``, which every training verb takes."""
+    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
+    )
+
+
+def _pretrain_epilog() -> str:
+    from minibert.train.config import PretrainConfig
+
+    return settings_epilog(PretrainConfig())
 
 
 def _add_pretrain(subparsers: Any) -> None:
@@ -79,24 +101,18 @@ def _add_pretrain(subparsers: Any) -> None:
             "checkpoints/, final/). Stops at --max-steps or --time-budget; Ctrl-C or SIGTERM "
             "saves a checkpoint first. Under torchrun it trains data-parallel."
         ),
-        epilog=_settings_epilog(),
+        epilog=_pretrain_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--out", required=True, type=Path, help="the run directory to write")
-    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     mode.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
-    parser.add_argument(
-        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
-    )
-    for flag, (key, metavar, text) in _SHORTCUTS.items():
-        parser.add_argument(
-            flag, dest=f"shortcut:{key}", metavar=metavar, default=argparse.SUPPRESS, help=text
-        )
+    add_config_and_cache_arguments(parser)
+    add_shortcuts(parser, _SHORTCUTS)
     parser.add_argument(
         "--nsp",
         dest="shortcut:objective.nsp",

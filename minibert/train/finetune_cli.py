@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from minibert.train.cli import add_config_and_cache_arguments, add_shortcuts, settings_epilog
 from minibert.train.overrides import accept_overrides
 
 __all__ = ["add_parser"]
@@ -82,13 +83,6 @@ def add_parser(subparsers: Any) -> None:
     _add_demo(subparsers)
 
 
-def _add_shortcuts(parser: argparse.ArgumentParser, shortcuts: dict) -> None:
-    for flag, (key, metavar, text) in shortcuts.items():
-        parser.add_argument(
-            flag, dest=f"shortcut:{key}", metavar=metavar, default=argparse.SUPPRESS, help=text
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # finetune
 # --------------------------------------------------------------------------------------------
@@ -97,15 +91,9 @@ def _add_shortcuts(parser: argparse.ArgumentParser, shortcuts: dict) -> None:
 def _finetune_epilog() -> str:
     from minibert.data.tasks import KNOWN_TASKS
     from minibert.train.finetune import FinetuneConfig
-    from minibert.train.overrides import describe_keys
 
     tasks = "\n".join(f"  {name:<14} {text}" for name, text in KNOWN_TASKS.items())
-    return (
-        f"tasks:\n{tasks}\n\n"
-        "settings (any of these as --key value; bare names work when unambiguous, e.g. --lr;\n"
-        "a --config file may nest them by section; command-line values win over the file):\n"
-        + describe_keys(FinetuneConfig())
-    )
+    return f"tasks:\n{tasks}\n\n" + settings_epilog(FinetuneConfig())
 
 
 def _add_finetune(subparsers: Any) -> None:
@@ -125,13 +113,10 @@ def _add_finetune(subparsers: Any) -> None:
         allow_abbrev=False,
     )
     parser.add_argument("--out", required=True, type=Path, help="the run directory to write")
-    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
     parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
-    parser.add_argument(
-        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
-    )
+    add_config_and_cache_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print results.json instead")
-    _add_shortcuts(parser, _FINETUNE_SHORTCUTS)
+    add_shortcuts(parser, _FINETUNE_SHORTCUTS)
     accept_overrides(parser)
     parser.set_defaults(func=_run_finetune)
 
@@ -187,12 +172,9 @@ def _add_demo(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, help="the demo directory (default runs/demo, or runs/demo-N if taken)"
     )
-    parser.add_argument("--config", type=Path, help="a YAML or JSON file of settings")
     parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
-    parser.add_argument(
-        "--cache-dir", type=Path, help="data cache (default $MINIBERT_CACHE or ~/.cache/minibert)"
-    )
-    _add_shortcuts(parser, _DEMO_SHORTCUTS)
+    add_config_and_cache_arguments(parser)
+    add_shortcuts(parser, _DEMO_SHORTCUTS)
     accept_overrides(parser)
     parser.set_defaults(func=_run_demo)
 
