@@ -252,7 +252,7 @@ def test_example_errors():
 # -- packing --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("packing", ["full_sentences", "doc_sentences"])
+@pytest.mark.parametrize("packing", ["full_sentences", "doc_sentences", "token_stream"])
 def test_packing_keeps_every_token_once(packing):
     docs = synthetic_corpus(120, seed=11, max_len=30)
     docs[3] = [list(range(10**6, 10**6 + 300))]  # longer than an input
@@ -286,6 +286,21 @@ def test_packing_keeps_every_token_once(packing):
     assert sorted(seen) == sorted(where)  # nothing lost, nothing repeated
     fill = sum(len(ex.input_ids) for ex in examples) / (64 * len(examples))
     assert fill > (0.85 if packing == "full_sentences" else 0.5)
+    if packing == "token_stream":  # cut from one stream: full but for a boundary [SEP]
+        assert sum(len(ex.input_ids) < 63 for ex in examples) <= 1  # the stream's end
+        assert fill > 0.98
+
+
+def test_token_stream_follows_the_document_text_across_inputs():
+    docs = synthetic_corpus(30, seed=5, max_len=25)
+    examples = create_pretraining_examples(
+        docs, IDS, max_seq_len=40, nsp=False, packing="token_stream", short_seq_prob=0.0, seed=3
+    )
+    where = _locate(docs)
+    stream = [tok for ex in examples for tok in ex.input_ids[1:-1] if tok != IDS.sep]
+    assert sorted(stream) == sorted(where)  # nothing lost, nothing repeated
+    cut_mid_sentence = [ex for ex in examples if where[ex.input_ids[1]][2] != 0]
+    assert cut_mid_sentence  # unlike the sentence packings, inputs may start mid-sentence
 
 
 def test_full_sentences_crosses_documents():

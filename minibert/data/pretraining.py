@@ -45,7 +45,7 @@ T_item = TypeVar("T_item")
 #: The label value that ``torch.nn.functional.cross_entropy`` ignores (positions not predicted).
 IGNORE_INDEX = -100
 
-PACKING_MODES = ("full_sentences", "doc_sentences")
+PACKING_MODES = ("full_sentences", "doc_sentences", "token_stream")
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,6 +401,45 @@ def _packed_examples(
     return examples
 
 
+def _stream_examples(
+    documents: list[list[list[int]]],
+    order: Sequence[int],
+    *,
+    max_seq_len: int,
+    short_seq_prob: float,
+    ids: SpecialTokenIds,
+    rng: random.Random,
+) -> list[PretrainingExample]:
+    """Inputs cut from one token stream: ``[CLS] <the next capacity tokens> [SEP]``.
+
+    The documents (in ``order``, a ``[SEP]`` between two) form one stream that is cut at
+    exactly the target length, mid-sentence if need be, so every input but the last is full
+    (as GPT-2 and Cramming, Geiping & Goldstein 2022, pack their inputs). Whole-sentence packing
+    leaves the end of most inputs empty because the next sentence does not fit; that padding
+    costs compute and teaches nothing.
+    """
+    capacity = max_seq_len - 2  # [CLS] ... [SEP]
+    stream: list[int] = []
+    for position, doc_index in enumerate(order):
+        if position > 0:
+            stream.append(ids.sep)  # the document boundary, as in FULL-SENTENCES
+        for sentence in documents[doc_index]:
+            stream.extend(sentence)
+    examples: list[PretrainingExample] = []
+    start = 0
+    while start < len(stream):
+        if stream[start] == ids.sep:  # no input starts at a document boundary...
+            start += 1
+            continue
+        piece = stream[start : start + _target_length(capacity, short_seq_prob, rng)]
+        if piece[-1] == ids.sep:  # ...or ends on one (its own [SEP] follows)
+            piece.pop()
+        start += len(piece)
+        tokens = [ids.cls, *piece, ids.sep]
+        examples.append(PretrainingExample(tokens, [0] * len(tokens), None))
+    return examples
+
+
 def create_pretraining_examples(
     encoded_documents: Sequence[Sequence[Sequence[int]]],
     tokenizer_or_special_ids: Any,
@@ -433,7 +472,8 @@ def create_pretraining_examples(
             a ``[SEP]`` marking the boundary; the document order is shuffled on each pass.
             ``"doc_sentences"`` (DOC-SENTENCES) never crosses a document boundary, so a
             document's last input may be short. A sentence longer than an input is split over
-            consecutive inputs.
+            consecutive inputs. ``"token_stream"`` concatenates the (shuffled) documents and
+            cuts the stream into full inputs regardless of sentence boundaries: no padding.
 
     NSP details (Devlin et al. 2019, Sec. 3.1): sentences are gathered into a chunk until it
     reaches the target length; A is the first 1..n-1 sentences of the chunk; B is the rest of the
@@ -501,8 +541,20 @@ def create_pretraining_examples(
                 )
         else:
             order = list(range(len(documents)))
-            if packing == "full_sentences":
+            if packing != "doc_sentences":
                 rng.shuffle(order)
+            if packing == "token_stream":
+                examples.extend(
+                    _stream_examples(
+                        documents,
+                        order,
+                        max_seq_len=max_seq_len,
+                        short_seq_prob=short_seq_prob,
+                        ids=ids,
+                        rng=rng,
+                    )
+                )
+                continue
             examples.extend(
                 _packed_examples(
                     documents,
