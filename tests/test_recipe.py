@@ -59,7 +59,9 @@ def test_init_config_validates_and_is_an_override():
 def test_pretraining_task_applies_position_init_and_keeps_state_dict_layout(tiny_tokenizer):
     from minibert.train.pretraining import PretrainingTask
 
-    base = build_pretrain_config({"preset": "tiny", "nsp": False, "position_init": "normal"})
+    base = build_pretrain_config(
+        {"preset": "tiny", "nsp": False, "position_init": "normal", "local_attention_offsets": []}
+    )
     base = build_pretrain_config({"model.vocab_size": len(tiny_tokenizer)}, base)
     sinus = build_pretrain_config({"position_init": "sinusoidal"}, base)
     torch.manual_seed(0)

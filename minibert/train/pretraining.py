@@ -178,6 +178,14 @@ class PretrainingTask(TrainingTask):
                 from minibert.model import identity_query_key_init_
 
                 identity_query_key_init_(model, scale=config.init.attention_identity_init)
+            if config.init.local_attention_offsets:
+                from minibert.local_attention import local_attention_init_
+
+                local_attention_init_(
+                    model,
+                    config.init.local_attention_offsets,
+                    scale=config.init.local_attention_scale,
+                )
             if config.init.mlm_bias_init == "unigram":
                 with torch.no_grad():
                     model.mlm.bias.copy_(
@@ -309,12 +317,15 @@ def unigram_log_prior(
     return (counts / counts.sum()).log().float()
 
 
-def _example_settings(config: PretrainConfig) -> dict[str, Any]:
+def _example_settings(config: PretrainConfig, *, held_out: bool = False) -> dict[str, Any]:
     objective = config.objective
     return dict(
         max_seq_len=config.data.max_seq_len,
         nsp=objective.nsp,
         short_seq_prob=objective.short_seq_prob,
+        # The held-out examples keep one format whatever the training packing is, so the
+        # accuracies of runs with different packings compare.
+        packing="full_sentences" if held_out else objective.packing,
     )
 
 
@@ -330,7 +341,7 @@ def build_eval_examples(config: PretrainConfig, data: Any, count: int | None = N
         data.valid_ids,
         data.tokenizer,
         seed=config.objective.example_seed + 1,
-        **_example_settings(config),
+        **_example_settings(config, held_out=True),
     )
     return examples[:count]
 
