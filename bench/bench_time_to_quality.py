@@ -23,6 +23,10 @@ evaluates (``train.eval_examples`` cut from the held-out documents, masked once 
 accuracy over all selected positions (the standard BERT metric). minibert's own metrics.jsonl
 numbers are the same quantity from the same batches; this script recomputes the final one
 from ``final/`` loaded in transformers, as a cross-check.
+
+It also splits the final accuracy by what the input showed at the selected position: ``[MASK]``,
+a random token, or the original token kept (BERT's 80/10/10). The kept tenth is answered by
+copying the input, so the ``[MASK]`` column is the one that shows whether context was learned.
 """
 
 from __future__ import annotations
@@ -127,14 +131,24 @@ def _read_run(out: Path, overrides: dict[str, str], *, peak_rss_mib: float, seco
     }
 
 
+SELECTION_KINDS = ("[MASK]", "random", "kept")
+
+
 @torch.no_grad()
-def masked_accuracy(model, batches, use_bf16: bool) -> tuple[float, float]:
+def masked_accuracy(model, batches, use_bf16: bool, mask_id: int) -> dict[str, float]:
     """Accuracy and mean cross-entropy over every selected position of minibert's eval batches,
-    for any model that returns full ``(B, T, V)`` logits (transformers or minibert in eval mode)."""
+    for any model that returns full ``(B, T, V)`` logits (transformers or minibert in eval mode).
+
+    Also the accuracy by what the input showed at the selected position (BERT's 80/10/10):
+    ``[MASK]``, a random token, or the original token kept. The kept tenth is answered by
+    copying the input, so a model that has learned nothing about context already scores about
+    10 points overall; the ``[MASK]`` accuracy is the part that needs the context.
+    """
     was_training = model.training
     model.eval()
     correct = total = 0
     loss_sum = 0.0
+    by_kind = {kind: [0, 0] for kind in SELECTION_KINDS}  # kind -> [correct, total]
     for batch in batches:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             logits = model(
@@ -146,11 +160,23 @@ def masked_accuracy(model, batches, use_bf16: bool) -> tuple[float, float]:
         selected = labels != -100
         picked = logits[selected].float()  # (N, V)
         targets = labels[selected]  # (N,)
-        correct += int((picked.argmax(-1) == targets).sum())
+        shown = batch["input_ids"][selected]  # (N,) what the model saw there
+        hits = picked.argmax(-1) == targets  # (N,)
+        correct += int(hits.sum())
         total += int(selected.sum())
         loss_sum += float(torch.nn.functional.cross_entropy(picked, targets, reduction="sum"))
+        is_mask = shown == mask_id
+        is_kept = (shown == targets) & ~is_mask
+        kinds = (is_mask, ~is_mask & ~is_kept, is_kept)
+        for kind, where in zip(SELECTION_KINDS, kinds, strict=True):
+            by_kind[kind][0] += int(hits[where].sum())
+            by_kind[kind][1] += int(where.sum())
     model.train(was_training)
-    return correct / max(total, 1), loss_sum / max(total, 1)
+    result = {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+    for kind, (right, count) in by_kind.items():
+        result[f"accuracy {kind}"] = right / max(count, 1)
+        result[f"share {kind}"] = count / max(total, 1)
+    return result
 
 
 def eval_batches_for(config_dict: dict, cache_dir):
@@ -213,10 +239,9 @@ def run_reference(args, config, tokenizer, train_examples, eval_batches) -> dict
         tokens += int(batch["attention_mask"].sum())
         steps += 1
         if trained >= next_eval or trained >= args.seconds:
-            accuracy, eval_loss = masked_accuracy(model, eval_batches, use_bf16)
+            scores = masked_accuracy(model, eval_batches, use_bf16, tokenizer.mask_token_id)
             curve.append(
-                {"time": trained, "tokens": tokens, "step": steps, "accuracy": accuracy,
-                 "loss": eval_loss}
+                {"time": trained, "tokens": tokens, "step": steps, **scores}
             )  # fmt: skip
             next_eval += args.ref_eval_every
     return {
@@ -293,9 +318,11 @@ def main() -> None:
         from transformers import AutoModelForMaskedLM
 
         hf_ours = AutoModelForMaskedLM.from_pretrained(root / "minibert" / "final")
-        check, _ = masked_accuracy(hf_ours, eval_batches, args.precision_bf16)
-        headline["final_accuracy_in_transformers"] = check
-        print(f"minibert final/ loaded in transformers, scored here: {_fmt(check)}")
+        check = masked_accuracy(
+            hf_ours, eval_batches, args.precision_bf16, tokenizer.mask_token_id
+        )
+        headline["final_in_transformers"] = check
+        print(f"minibert final/ loaded in transformers, scored here: {_fmt(check['accuracy'])}")
         if not args.skip_reference:
             ref = run_reference(args, config, tokenizer, train_examples, eval_batches)
             results["runs"]["transformers reference"] = ref
@@ -305,11 +332,22 @@ def main() -> None:
                 f"held-out accuracy {_fmt(ref['curve'][-1]['accuracy'])} "
                 f"(loss {ref['curve'][-1]['loss']:.3f})"
             )
+    width = max(len(name) for name in [*results["runs"], "minibert (final/ in transformers)"]) + 2
     print()
     print("held-out masked-token accuracy (15% masking, all selected positions) at wall time:")
-    print(f"  {'':34s}" + "".join(f"{m:>5d} s " for m in marks))
+    print(f"  {'':{width}s}" + "".join(f"{m:>5d} s " for m in marks))
     for name, run in results["runs"].items():
-        print(f"  {name:34s}" + "".join(f"{_fmt(v):>7s}" for v in at_marks(run["curve"], marks)))
+        print(f"  {name:{width}s}" + "".join(f"{_fmt(v):>7s}" for v in at_marks(run["curve"], marks)))
+    print()
+    print("final accuracy by what the input showed at the selected position (share of positions):")
+    finals = {"minibert (final/ in transformers)": results["runs"]["minibert"]["final_in_transformers"]}
+    if "transformers reference" in results["runs"]:
+        finals["transformers reference"] = results["runs"]["transformers reference"]["curve"][-1]
+    shares = next(iter(finals.values()))
+    headers = [f"{kind} ({100 * shares['share ' + kind]:.0f}%)" for kind in SELECTION_KINDS]
+    print(f"  {'':{width}s}" + "".join(f"{header:>15s}" for header in headers))
+    for name, scores in finals.items():
+        print(f"  {name:{width}s}" + "".join(f"{_fmt(scores[f'accuracy {kind}']):>15s}" for kind in SELECTION_KINDS))
     print()
     print("curves (time s, tokens M, accuracy %, loss):")
     for name, run in results["runs"].items():
