@@ -168,7 +168,8 @@ class PretrainingTask(TrainingTask):
             # complain about unused parameters), so the MLM-only model is trained instead.
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
-            if config.init.position_init == "sinusoidal":
+            # Offset heads bring their own position table (below), so they replace this one.
+            if config.init.position_init == "sinusoidal" and not config.init.local_attention_offsets:
                 from minibert.model import sinusoidal_position_init_
 
                 sinusoidal_position_init_(
