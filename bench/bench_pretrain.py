@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import resource
 import subprocess
 import sys
@@ -35,14 +34,7 @@ from pathlib import Path
 
 import torch
 
-
-def _threads(requested: int | None) -> int:
-    if requested:
-        return requested
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+from minibert.train.pretraining import available_cores
 
 
 def run_minibert(args, out: Path) -> dict:
@@ -177,7 +169,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args()
-    args.threads = _threads(args.threads)
+    args.threads = args.threads or available_cores()
     logging.basicConfig(level=logging.WARNING)
 
     print(

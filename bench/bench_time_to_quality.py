@@ -44,16 +44,9 @@ from pathlib import Path
 
 import torch
 
+from minibert.train.pretraining import available_cores
+
 MINUTE_MARKS = (60, 120, 180, 240, 300)
-
-
-def _threads(requested: int | None) -> int:
-    if requested:
-        return requested
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _parse_variant(text: str) -> dict[str, str]:
@@ -285,7 +278,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     args = parser.parse_args()
-    args.threads = _threads(args.threads)
+    args.threads = args.threads or available_cores()
     logging.basicConfig(level=logging.WARNING)
     marks = [m for m in MINUTE_MARKS if m < args.seconds] + [int(args.seconds)]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

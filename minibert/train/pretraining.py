@@ -51,6 +51,7 @@ from minibert.train.rundir import RunDirectory
 __all__ = [
     "RESUMABLE_KEYS",
     "PretrainingTask",
+    "available_cores",
     "build_eval_examples",
     "build_examples",
     "build_pretrain_config",
@@ -118,14 +119,18 @@ def build_pretrain_config(
     return apply_overrides(config, overrides)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def configure_threads(num_threads: int | None, context: DistributedContext) -> int:
     """Set torch's CPU threads: all available cores, shared among this machine's processes."""
     if num_threads is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # macOS, Windows
-            cores = os.cpu_count() or 1
-        num_threads = max(1, cores // max(context.local_world_size, 1))
+        num_threads = max(1, available_cores() // max(context.local_world_size, 1))
     torch.set_num_threads(num_threads)
     return num_threads
 
