@@ -13,7 +13,7 @@ peak memory of a tiny pretraining run.
    position, as transformers does.
 
 Both sides count real (non-padding) tokens per second over the same pretraining examples (built
-by ``minibert.data.pretraining.create_pretraining_examples`` from the same corpus and tokenizer).
+by ``minibert.data.examples.create_pretraining_examples`` from the same corpus and tokenizer).
 
 3. Peak RSS: ``minibert pretrain --preset tiny --time-budget <rss-seconds>`` in a child process;
    its peak resident set size comes from ``resource.getrusage(RUSAGE_CHILDREN)`` (Linux reports
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from minibert.train.pretraining import available_cores
+from minibert.train.pretrain import available_cores
 
 
 def run_minibert(args, out: Path) -> dict:
@@ -78,9 +78,9 @@ def run_transformers(args, config: dict, precision: str) -> dict:
     from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
     from minibert.data.pipeline import prepare_data
-    from minibert.train.config import PretrainConfig
     from minibert.train.overrides import config_from_dict
-    from minibert.train.pretraining import build_examples
+    from minibert.train.pretrain import build_examples
+    from minibert.train.settings import PretrainConfig
 
     pretrain_config = config_from_dict(PretrainConfig, config)
     data = prepare_data(pretrain_config.data, args.cache_dir, progress=False)

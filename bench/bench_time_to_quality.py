@@ -8,7 +8,7 @@ plain transformers loop, each trained for the same budget in one run (issue 5).
 The two sides run one after the other (never together: they would share the cores).
 
 1. minibert: ``minibert pretrain --preset tiny --time-budget <seconds>`` as a child process with
-   the recipe's defaults (``minibert/train/config.py``). Its held-out evaluations come from its
+   the recipe's defaults (``minibert/train/settings.py``). Its held-out evaluations come from its
    own ``metrics.jsonl``; its peak RSS from ``getrusage(RUSAGE_CHILDREN)`` (Linux: KiB).
    Each ``--variant key=value[,key=value]`` adds one more minibert run with those overrides.
 2. reference: transformers ``BertForMaskedLM`` of the same size, ``DataCollatorForLanguageModeling``
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from minibert.train.pretraining import available_cores
+from minibert.train.pretrain import available_cores
 
 MINUTE_MARKS = (60, 120, 180, 240, 300)
 
@@ -175,9 +175,9 @@ def masked_accuracy(model, batches, use_bf16: bool, mask_id: int) -> dict[str, f
 def eval_batches_for(config_dict: dict, cache_dir):
     """minibert's held-out batches for a run's config, and its training examples + tokenizer."""
     from minibert.data.pipeline import prepare_data
-    from minibert.train.config import PretrainConfig
     from minibert.train.overrides import config_from_dict
-    from minibert.train.pretraining import PretrainingTask, build_examples
+    from minibert.train.pretrain import PretrainingTask, build_examples
+    from minibert.train.settings import PretrainConfig
 
     config = config_from_dict(PretrainConfig, config_dict)
     data = prepare_data(config.data, cache_dir, progress=False)

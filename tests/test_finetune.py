@@ -12,7 +12,7 @@ from minibert.cli import main
 from minibert.data.corpora import HubUnavailableError
 from minibert.model import read_safetensors_dir
 from minibert.train.finetune import finetune
-from minibert.train.pretraining import pretrain
+from minibert.train.pretrain import pretrain
 from minibert.train.rundir import read_metrics
 
 # A micro pretraining run (the pretraining tests' model) on the small lee-news corpus.

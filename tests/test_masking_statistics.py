@@ -13,7 +13,7 @@ import gensim
 import pytest
 import torch
 
-from minibert.data.pretraining import (
+from minibert.data.examples import (
     IGNORE_INDEX,
     MaskingCollator,
     SpecialTokenIds,

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minibert.data.pretraining import (
+from minibert.data.examples import (
     IGNORE_INDEX,
     MaskingCollator,
     PretrainingExample,

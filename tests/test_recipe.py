@@ -11,8 +11,8 @@ from torch import nn
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
 from minibert.model import sinusoidal_position_init_
-from minibert.train.config import InitConfig, ObjectiveConfig, PretrainConfig
-from minibert.train.pretraining import build_pretrain_config
+from minibert.train.pretrain import build_pretrain_config
+from minibert.train.settings import InitConfig, ObjectiveConfig, PretrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_init_config_validates_and_is_an_override():
 
 
 def test_pretraining_task_applies_position_init_and_keeps_state_dict_layout(tiny_tokenizer):
-    from minibert.train.pretraining import PretrainingTask
+    from minibert.train.pretrain import PretrainingTask
 
     base = build_pretrain_config(
         {"preset": "tiny", "nsp": False, "position_init": "normal", "local_attention_offsets": []}
@@ -79,7 +79,7 @@ def test_pretraining_task_applies_position_init_and_keeps_state_dict_layout(tiny
 
 
 def test_eval_masking_stays_bert_standard_when_training_masks_more(tiny_tokenizer):
-    from minibert.train.pretraining import PretrainingTask
+    from minibert.train.pretrain import PretrainingTask
 
     config = build_pretrain_config(
         {"mlm_probability": 0.4, "max_predictions": 52, "model.vocab_size": len(tiny_tokenizer)}
@@ -91,8 +91,8 @@ def test_eval_masking_stays_bert_standard_when_training_masks_more(tiny_tokenize
 
 
 def test_unigram_log_prior_counts_inputs_and_leaves_specials_at_the_floor():
-    from minibert.data.pretraining import PretrainingExample
-    from minibert.train.pretraining import unigram_log_prior
+    from minibert.data.examples import PretrainingExample
+    from minibert.train.pretrain import unigram_log_prior
 
     examples = [
         PretrainingExample(input_ids=[2, 7, 7, 9, 3], token_type_ids=[0] * 5),
@@ -107,8 +107,8 @@ def test_unigram_log_prior_counts_inputs_and_leaves_specials_at_the_floor():
 
 
 def test_pretraining_task_starts_at_the_unigram_prior(tiny_tokenizer):
-    from minibert.data.pretraining import PretrainingExample
-    from minibert.train.pretraining import PretrainingTask, unigram_log_prior
+    from minibert.data.examples import PretrainingExample
+    from minibert.train.pretrain import PretrainingTask, unigram_log_prior
 
     ids = tiny_tokenizer("the cat sat on the mat")["input_ids"]
     examples = [PretrainingExample(input_ids=ids, token_type_ids=[0] * len(ids))] * 3

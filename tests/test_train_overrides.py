@@ -9,7 +9,6 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from minibert.train.config import OptimConfig, PretrainConfig, TrainConfig
 from minibert.train.overrides import (
     accept_overrides,
     apply_overrides,
@@ -22,7 +21,8 @@ from minibert.train.overrides import (
     parse_cli_overrides,
     resolve_key,
 )
-from minibert.train.pretraining import build_pretrain_config
+from minibert.train.pretrain import build_pretrain_config
+from minibert.train.settings import OptimConfig, PretrainConfig, TrainConfig
 
 
 @dataclass

@@ -206,7 +206,7 @@ class PreparedData(PreparedCorpus):
 
     ``train_ids[d][s]`` is the list of token ids (no special tokens) of sentence ``s`` of
     training document ``d`` -- the input of
-    :func:`minibert.data.pretraining.create_pretraining_examples`. ``tokenizer`` is a
+    :func:`minibert.data.examples.create_pretraining_examples`. ``tokenizer`` is a
     ``transformers`` fast tokenizer; the same files are in ``tokenizer_path``. After a cache
     hit it is loaded on first use: importing ``transformers`` takes seconds, and a lesson that
     only looks at the statistics or the ids need not pay for it.
@@ -368,7 +368,7 @@ def prepare_data(
 
 def _build_corpus(config: DataConfig, key: str, progress: bool) -> PreparedCorpus:
     from minibert.data.corpora import load_corpus
-    from minibert.data.pretraining import split_by_document
+    from minibert.data.examples import split_by_document
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -449,7 +449,7 @@ def _build_corpus(config: DataConfig, key: str, progress: bool) -> PreparedCorpu
 
 
 def _build_data(corpus: PreparedCorpus, key: str, progress: bool) -> PreparedData:
-    from minibert.data.pretraining import encode_documents
+    from minibert.data.examples import encode_documents
     from minibert.data.tokenizer import tokenizer_report, train_wordpiece
 
     config = corpus.config

@@ -17,16 +17,16 @@ from typing import Any
 # public name -> module that defines it
 _EXPORTS = {
     # configuration
-    "PretrainConfig": "minibert.train.config",
-    "TrainConfig": "minibert.train.config",
-    "OptimConfig": "minibert.train.config",
-    "ObjectiveConfig": "minibert.train.config",
+    "PretrainConfig": "minibert.train.settings",
+    "TrainConfig": "minibert.train.settings",
+    "OptimConfig": "minibert.train.settings",
+    "ObjectiveConfig": "minibert.train.settings",
     "apply_overrides": "minibert.train.overrides",
     "load_config_file": "minibert.train.overrides",
     # runs
-    "pretrain": "minibert.train.pretraining",
-    "build_pretrain_config": "minibert.train.pretraining",
-    "PretrainingTask": "minibert.train.pretraining",
+    "pretrain": "minibert.train.pretrain",
+    "build_pretrain_config": "minibert.train.pretrain",
+    "PretrainingTask": "minibert.train.pretrain",
     "Trainer": "minibert.train.loop",
     "TrainingTask": "minibert.train.loop",
     "TrainingResult": "minibert.train.loop",

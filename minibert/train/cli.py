@@ -6,7 +6,7 @@
     minibert evaluate --run runs/tiny
     minibert fill-mask --model runs/tiny/final "The capital of France is [MASK]."
 
-Every setting of :class:`~minibert.train.config.PretrainConfig` is a ``--key value`` option
+Every setting of :class:`~minibert.train.settings.PretrainConfig` is a ``--key value`` option
 (dotted, ``--optim.lr``, or bare when unambiguous, ``--lr``); ``pretrain --help`` lists them.
 """
 
@@ -86,7 +86,7 @@ def add_config_and_cache_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pretrain_epilog() -> str:
-    from minibert.train.config import PretrainConfig
+    from minibert.train.settings import PretrainConfig
 
     return settings_epilog(PretrainConfig())
 
@@ -167,8 +167,8 @@ def run_training_call(verb: str, args: argparse.Namespace, call: Callable[[], An
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from minibert.train.config import PretrainConfig
-    from minibert.train.pretraining import pretrain
+    from minibert.train.pretrain import pretrain
+    from minibert.train.settings import PretrainConfig
 
     if args.resume and args.config is not None:
         raise ValueError(

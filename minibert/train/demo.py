@@ -241,7 +241,7 @@ def run_demo(
     from minibert.data.pipeline import DataConfig, prepare_data
     from minibert.train.evaluate import fill_mask, load_masked_lm
     from minibert.train.finetune import finetune
-    from minibert.train.pretraining import pretrain
+    from minibert.train.pretrain import pretrain
     from minibert.train.rundir import RunDirectory
 
     config = apply_overrides(config or DemoConfig(), dict(overrides or {}))

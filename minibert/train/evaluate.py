@@ -156,10 +156,10 @@ def evaluate_run(
     """
     from minibert.data.pipeline import prepare_data
     from minibert.heads import BertForMaskedLM, BertForPreTraining
-    from minibert.train.config import PretrainConfig
     from minibert.train.loop import evaluate_task, resolve_precision
     from minibert.train.overrides import apply_overrides, config_from_dict
-    from minibert.train.pretraining import PretrainingTask, build_eval_examples
+    from minibert.train.pretrain import PretrainingTask, build_eval_examples
+    from minibert.train.settings import PretrainConfig
 
     run = RunDirectory(run_dir)
     info = run.read_run_json()

@@ -69,7 +69,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from minibert.train.config import OptimConfig, TrainConfig
 from minibert.train.loop import LossTerms, Trainer, TrainingResult, TrainingTask, derive_seed
 from minibert.train.metrics import (
     ClassificationMetrics,
@@ -79,6 +78,7 @@ from minibert.train.metrics import (
 )
 from minibert.train.overrides import apply_overrides, config_to_dict
 from minibert.train.rundir import MetricsWriter, RunDirectory
+from minibert.train.settings import OptimConfig, TrainConfig
 
 __all__ = [
     "CONFUSION_FILE",
@@ -1167,7 +1167,7 @@ def _finetune_once(
     from minibert.data.tasks import load_task
     from minibert.train.checkpoint import save_checkpoint
     from minibert.train.distributed import setup_distributed
-    from minibert.train.pretraining import configure_threads
+    from minibert.train.pretrain import configure_threads
 
     task_config = config.task
     task = load_task(task_config.name, **_task_options(task_config, task_config.fold))

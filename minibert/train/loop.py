@@ -50,10 +50,10 @@ from minibert.train.checkpoint import (
     load_trainer_state,
     save_checkpoint,
 )
-from minibert.train.config import OptimConfig, TrainConfig
 from minibert.train.distributed import DistributedContext, maybe_no_sync
 from minibert.train.rundir import MetricsWriter, RunDirectory, truncate_metrics_after
 from minibert.train.schedule import LRSchedule, training_progress
+from minibert.train.settings import OptimConfig, TrainConfig
 
 __all__ = [
     "EpochSampler",

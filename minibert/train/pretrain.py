@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
-from minibert.train.config import PretrainConfig
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -47,6 +46,7 @@ from minibert.train.overrides import (
     resolve_key,
 )
 from minibert.train.rundir import RunDirectory
+from minibert.train.settings import PretrainConfig
 
 __all__ = [
     "RESUMABLE_KEYS",
@@ -146,7 +146,7 @@ class PretrainingTask(TrainingTask):
     Args:
         config: the run's configuration (model, objective, batch sizes).
         tokenizer: the trained WordPiece tokenizer.
-        train_examples / eval_examples: :class:`~minibert.data.pretraining.PretrainingExample`
+        train_examples / eval_examples: :class:`~minibert.data.examples.PretrainingExample`
             lists; ``eval_examples`` is the fixed held-out subset.
         model: an existing model (else one is built from ``config.model``).
     """
@@ -159,7 +159,7 @@ class PretrainingTask(TrainingTask):
         eval_examples: Sequence[Any],
         model: nn.Module | None = None,
     ) -> None:
-        from minibert.data.pretraining import MaskingCollator
+        from minibert.data.examples import MaskingCollator
         from minibert.heads import BertForMaskedLM, BertForPreTraining
 
         self.config = config
@@ -338,7 +338,7 @@ def _example_settings(config: PretrainConfig, *, held_out: bool = False) -> dict
 def build_eval_examples(config: PretrainConfig, data: Any, count: int | None = None) -> list[Any]:
     """The fixed held-out subset: the first ``count`` (default ``train.eval_examples``)
     examples cut from the validation documents (never trained on) with their own seed."""
-    from minibert.data.pretraining import create_pretraining_examples
+    from minibert.data.examples import create_pretraining_examples
 
     count = config.train.eval_examples if count is None else count
     if count <= 0:
@@ -354,7 +354,7 @@ def build_eval_examples(config: PretrainConfig, data: Any, count: int | None = N
 
 def build_examples(config: PretrainConfig, data: Any) -> tuple[list[Any], list[Any]]:
     """Training examples (from the training documents) and the fixed held-out subset."""
-    from minibert.data.pretraining import create_pretraining_examples
+    from minibert.data.examples import create_pretraining_examples
 
     train_examples = create_pretraining_examples(
         data.train_ids,

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from minibert.config import BertConfig
+from minibert.data.examples import PACKING_MODES
 from minibert.data.pipeline import DataConfig
-from minibert.data.pretraining import PACKING_MODES
 from minibert.train.schedule import SCHEDULES
 
 __all__ = [
@@ -177,7 +177,7 @@ class ObjectiveConfig:
     # Sec. 4.2), so the whole model serves the MLM; the 5-minute held-out accuracy with NSP
     # off and on is in docs/recipe.md. --nsp turns BERT's objective back on.
     nsp: bool = False
-    # How inputs are cut when NSP is off (minibert.data.pretraining.PACKING_MODES). The held-out
+    # How inputs are cut when NSP is off (minibert.data.examples.PACKING_MODES). The held-out
     # examples are always full_sentences, so runs with different packings compare.
     packing: str = "full_sentences"
     mlm_probability: float = 0.15  # share of tokens selected for prediction
@@ -303,7 +303,7 @@ class PretrainConfig:
     """A whole pretraining run. ``preset`` picks the model size; ``model.*`` fine-tunes it.
 
     ``model.vocab_size`` always follows the trained tokenizer, and ``preset`` is applied before
-    any ``model.*`` override (see :func:`minibert.train.pretraining.build_pretrain_config`).
+    any ``model.*`` override (see :func:`minibert.train.pretrain.build_pretrain_config`).
     """
 
     # Bare names that two sections share, and the one a bare --name means.
