@@ -12,9 +12,11 @@ import importlib
 import logging
 import sys
 
+from minibert import __version__
+
 # Modules that add verbs, in the order they appear in ``minibert --help``.
 _VERB_MODULES: list[str] = [
-    "minibert.data.cli",
+    "minibert.data_cli",
     "minibert.train.cli",
     "minibert.train.finetune_cli",
 ]
@@ -34,8 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from minibert import __version__
-
     return f"minibert {__version__}"
 
 

@@ -29,11 +29,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from minibert import __version__
 from minibert.activations import get_activation
 from minibert.attention import MultiHeadSelfAttention, padding_mask_to_additive
 from minibert.config import BertConfig
+from minibert.hf_names import load_hf_state_dict, to_hf_state_dict
 from minibert.outputs import BertModelOutput
 
 logger = logging.getLogger(__name__)
@@ -344,11 +348,6 @@ class BertPreTrainedModel(nn.Module):
         written to temporary names and renamed, so an interrupted save leaves no half file.
         Returns the directory.
         """
-        from safetensors.torch import save_file
-
-        from minibert import __version__
-        from minibert.hf import to_hf_state_dict
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {
@@ -387,8 +386,6 @@ class BertPreTrainedModel(nn.Module):
         files are read (nothing is unpickled). The model is returned in eval mode, as in
         `transformers`; call ``.train()`` before training.
         """
-        from minibert.hf import load_hf_state_dict
-
         directory = Path(directory)
         if not directory.is_dir():
             raise ValueError(
@@ -417,9 +414,6 @@ class BertPreTrainedModel(nn.Module):
 
 def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of ``model.safetensors`` (or its sharded form) in ``directory``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     single, index = directory / WEIGHTS_NAME, directory / WEIGHTS_INDEX_NAME
     try:
         if single.is_file():

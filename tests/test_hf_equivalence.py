@@ -11,9 +11,9 @@ transformers = pytest.importorskip("transformers")
 
 import minibert  # noqa: E402
 from minibert import BertConfig, from_hf, to_hf  # noqa: E402
-from minibert.hf import (  # noqa: E402
+from minibert.hf import hf_config_kwargs  # noqa: E402
+from minibert.hf_names import (  # noqa: E402
     from_hf_key,
-    hf_config_kwargs,
     load_hf_state_dict,
     to_hf_key,
     to_hf_state_dict,

@@ -324,7 +324,7 @@ def test_encoder_checkpoint_into_a_task_model_and_back(tmp_path, caplog):
     torch.manual_seed(8)
     encoder = BertModel(small_config())
     directory = encoder.save_pretrained(tmp_path / "encoder")
-    with caplog.at_level(logging.WARNING, logger="minibert.hf"):
+    with caplog.at_level(logging.WARNING, logger="minibert.hf_names"):
         classifier = BertForSequenceClassification.from_pretrained(directory, num_labels=5)
     assert "classifier.weight" in caplog.text and "random initialisation" in caplog.text
     assert classifier.config.num_labels == 5 and classifier.classifier.out_features == 5

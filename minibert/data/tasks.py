@@ -37,6 +37,7 @@ from minibert.data.corpora import (
     require_hub,
     wiki_sample_articles,
 )
+from minibert.data.wiki_topics import ARTICLE_TOPICS, TOPIC_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +190,6 @@ def _wiki_topic(
     Paragraphs shorter than ``min_words`` (and list items, unless ``include_lists``) are left out;
     ``max_paragraphs_per_article`` caps long articles so that they do not dominate a class.
     """
-    from minibert.data.wiki_topics import ARTICLE_TOPICS, TOPIC_LABELS
-
     articles = wiki_sample_articles()
     unlabelled = [page.title for page, _ in articles if page.title not in ARTICLE_TOPICS]
     if unlabelled:

@@ -22,6 +22,7 @@ from typing import Any
 
 from minibert.train.overrides import (
     accept_overrides,
+    describe_keys,
     flatten_config_mapping,
     load_config_file,
     parse_cli_overrides,
@@ -60,8 +61,6 @@ def add_parser(subparsers: Any) -> None:
 
 def settings_epilog(config: Any) -> str:
     """The ``--help`` epilog of a training verb: every setting of ``config`` as ``--key``."""
-    from minibert.train.overrides import describe_keys
-
     return (
         "settings (any of these as --key value; bare names work when unambiguous, e.g. --lr;\n"
         "a --config file may nest them by section; command-line values win over the file):\n"

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minibert.config import PRESETS
 from minibert.train.overrides import apply_overrides, config_to_dict
+from minibert.train.rundir import RunDirectory
 
 __all__ = [
     "DEFAULT_FILL_MASK_SENTENCES",
@@ -79,8 +81,6 @@ class DemoConfig:
     progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
-        from minibert.config import PRESETS
-
         if self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
         if not 0.0 < self.pretrain_share < 1.0:
@@ -238,11 +238,12 @@ def run_demo(
         overwrite: replace what ``out`` holds.
         cache_dir: the data cache (default ``$MINIBERT_CACHE`` or ``~/.cache/minibert``).
     """
+    # The training stack loads here, not at the top: ``minibert demo --help`` imports this
+    # module for DemoConfig and should not wait for it.
     from minibert.data.pipeline import DataConfig, prepare_data
     from minibert.train.evaluate import fill_mask, load_masked_lm
     from minibert.train.finetune import finetune
     from minibert.train.pretrain import pretrain
-    from minibert.train.rundir import RunDirectory
 
     config = apply_overrides(config or DemoConfig(), dict(overrides or {}))
     if out is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -84,8 +85,6 @@ class DistributedContext:
         """Whether every process holds the same ``text`` (e.g. a data fingerprint)."""
         if not self.is_distributed:
             return True
-        import hashlib
-
         digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
         low = torch.tensor([digest], dtype=torch.int64, device=self.device)
         high = low.clone()

@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
+from minibert.data.pipeline import prepare_data
+from minibert.data.tokenizer import load_tokenizer
+from minibert.heads import BertForMaskedLM, BertForPreTraining
+from minibert.train.loop import evaluate_task, resolve_precision
+from minibert.train.overrides import apply_overrides, config_from_dict
+from minibert.train.pretrain import PretrainingTask, build_eval_examples
 from minibert.train.rundir import RunDirectory
+from minibert.train.settings import PretrainConfig
 
 __all__ = [
     "MaskPrediction",
@@ -50,8 +57,6 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def _load_tokenizer_for(model_dir: Path) -> Any:
-    from minibert.data.tokenizer import load_tokenizer
-
     for candidate in (
         model_dir,
         model_dir.parent / "tokenizer",
@@ -70,8 +75,6 @@ def load_masked_lm(path: str | Path) -> tuple[torch.nn.Module, Any]:
 
     A pretraining checkpoint (MLM + NSP heads) loads too: the NSP weights are skipped.
     """
-    from minibert.heads import BertForMaskedLM
-
     model_dir = resolve_model_dir(path)
     model = BertForMaskedLM.from_pretrained(model_dir)
     return model.eval(), _load_tokenizer_for(model_dir)
@@ -154,13 +157,6 @@ def evaluate_run(
     trained with unless ``precision`` (auto, fp32, bf16) says otherwise. Returns ``loss``,
     ``mlm_loss``, ``mlm_accuracy``, ``mlm_perplexity`` (and ``nsp_*`` when NSP is on).
     """
-    from minibert.data.pipeline import prepare_data
-    from minibert.heads import BertForMaskedLM, BertForPreTraining
-    from minibert.train.loop import evaluate_task, resolve_precision
-    from minibert.train.overrides import apply_overrides, config_from_dict
-    from minibert.train.pretrain import PretrainingTask, build_eval_examples
-    from minibert.train.settings import PretrainConfig
-
     run = RunDirectory(run_dir)
     info = run.read_run_json()
     if info.get("kind") != "pretrain":

@@ -22,8 +22,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from minibert.train.cli import add_config_and_cache_arguments, add_shortcuts, settings_epilog
-from minibert.train.overrides import accept_overrides
+from minibert.train.cli import (
+    add_config_and_cache_arguments,
+    add_shortcuts,
+    collect_overrides,
+    run_training_call,
+    settings_epilog,
+)
+from minibert.train.overrides import accept_overrides, describe_keys
 
 __all__ = ["add_parser"]
 
@@ -122,7 +128,6 @@ def _add_finetune(subparsers: Any) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from minibert.train.cli import collect_overrides, run_training_call
     from minibert.train.finetune import FinetuneConfig, finetune
 
     overrides = collect_overrides(args, FinetuneConfig())
@@ -150,7 +155,6 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
 def _demo_epilog() -> str:
     from minibert.train.demo import DemoConfig
-    from minibert.train.overrides import describe_keys
 
     return "settings (as --key value, or in a --config file):\n" + describe_keys(DemoConfig())
 
@@ -180,7 +184,6 @@ def _add_demo(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from minibert.train.cli import collect_overrides, run_training_call
     from minibert.train.demo import DemoConfig, run_demo
 
     overrides = collect_overrides(args, DemoConfig())

@@ -43,6 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from minibert.hf_names import load_hf_state_dict
+from minibert.model import read_safetensors_dir
 from minibert.train.checkpoint import (
     TrainerState,
     capture_rng_state,
@@ -286,9 +288,6 @@ class TrainingTask(ABC):
 
     def load_weights(self, directory: Path) -> None:
         """Load the model weights saved by :meth:`save_model` (minibert's HF-named safetensors)."""
-        from minibert.hf import load_hf_state_dict
-        from minibert.model import read_safetensors_dir
-
         load_hf_state_dict(self.model, read_safetensors_dir(Path(directory)), source=str(directory))
 
     def derived_metrics(self, metrics: Mapping[str, float]) -> dict[str, float]:

@@ -15,11 +15,9 @@ and the model computes vocabulary logits only there, which on a small model is m
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import logging
 import math
 import os
-import platform
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +27,12 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
+from minibert.data.examples import MaskingCollator, create_pretraining_examples
+from minibert.data.pipeline import prepare_data
+from minibert.data.tokenizer import save_tokenizer
+from minibert.heads import BertForMaskedLM, BertForPreTraining
+from minibert.local_attention import local_attention_init_
+from minibert.model import identity_query_key_init_, sinusoidal_position_init_
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -47,6 +51,7 @@ from minibert.train.overrides import (
 )
 from minibert.train.rundir import RunDirectory
 from minibert.train.settings import PretrainConfig
+from minibert.versions import run_versions
 
 __all__ = [
     "RESUMABLE_KEYS",
@@ -159,9 +164,6 @@ class PretrainingTask(TrainingTask):
         eval_examples: Sequence[Any],
         model: nn.Module | None = None,
     ) -> None:
-        from minibert.data.examples import MaskingCollator
-        from minibert.heads import BertForMaskedLM, BertForPreTraining
-
         self.config = config
         self.tokenizer = tokenizer
         self.train_examples = list(train_examples)
@@ -174,19 +176,16 @@ class PretrainingTask(TrainingTask):
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
             # Offset heads bring their own position table (below), so they replace this one.
-            if config.init.position_init == "sinusoidal" and not config.init.local_attention_offsets:
-                from minibert.model import sinusoidal_position_init_
-
+            if (
+                config.init.position_init == "sinusoidal"
+                and not config.init.local_attention_offsets
+            ):
                 sinusoidal_position_init_(
                     model.bert.embeddings.position, std=config.init.position_init_std
                 )
             if config.init.attention_identity_init > 0:
-                from minibert.model import identity_query_key_init_
-
                 identity_query_key_init_(model, scale=config.init.attention_identity_init)
             if config.init.local_attention_offsets:
-                from minibert.local_attention import local_attention_init_
-
                 local_attention_init_(
                     model,
                     config.init.local_attention_offsets,
@@ -299,8 +298,6 @@ class PretrainingTask(TrainingTask):
         self.model.save_pretrained(directory)
 
     def save_extras(self, directory: Path) -> None:
-        from minibert.data.tokenizer import save_tokenizer
-
         save_tokenizer(self.tokenizer, directory)
 
 
@@ -338,8 +335,6 @@ def _example_settings(config: PretrainConfig, *, held_out: bool = False) -> dict
 def build_eval_examples(config: PretrainConfig, data: Any, count: int | None = None) -> list[Any]:
     """The fixed held-out subset: the first ``count`` (default ``train.eval_examples``)
     examples cut from the validation documents (never trained on) with their own seed."""
-    from minibert.data.examples import create_pretraining_examples
-
     count = config.train.eval_examples if count is None else count
     if count <= 0:
         return []
@@ -354,8 +349,6 @@ def build_eval_examples(config: PretrainConfig, data: Any, count: int | None = N
 
 def build_examples(config: PretrainConfig, data: Any) -> tuple[list[Any], list[Any]]:
     """Training examples (from the training documents) and the fixed held-out subset."""
-    from minibert.data.examples import create_pretraining_examples
-
     train_examples = create_pretraining_examples(
         data.train_ids,
         data.tokenizer,
@@ -369,18 +362,6 @@ def build_examples(config: PretrainConfig, data: Any) -> tuple[list[Any], list[A
 # --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
-
-
-def _versions() -> dict[str, str]:
-    import minibert
-
-    versions = {"minibert": minibert.__version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "tokenizers", "safetensors", "numpy"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def _resume_config(
@@ -437,8 +418,6 @@ def pretrain(
         FileNotFoundError: ``resume`` but ``out`` has no checkpoint.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
-    from minibert.data.pipeline import prepare_data
-
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
     if resume and config is not None:
@@ -515,7 +494,7 @@ def pretrain(
                 "seed": config.train.seed,
                 "config": config_to_dict(config),
                 "data": data.run_info(),
-                "versions": _versions(),
+                "versions": run_versions(),
                 "runtime": {
                     "device": str(context.device),
                     "world_size": context.world_size,

@@ -10,15 +10,25 @@ given with ``--config``.
 ``train-tokenizer`` writes the tokenizer of that pipeline run to ``--output``. It is the
 tokenizer a ``pretrain`` run with the same data settings uses (the cache holds it), so a
 vocabulary inspected in a lesson is the one the model trains with.
+
+This module sits beside :mod:`minibert.cli`, not inside :mod:`minibert.data`: it reads settings
+files with the same machinery as the training verbs (:mod:`minibert.train.overrides`), and
+nothing in :mod:`minibert.data` may import :mod:`minibert.train`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import typing
 from pathlib import Path
 from typing import Any
+
+from minibert.data.pipeline import DataConfig, prepare_data
+from minibert.data.tokenizer import save_tokenizer, special_token_ids
+from minibert.train.overrides import apply_overrides, flatten_config_mapping, load_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +109,6 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def _setting_fields() -> list[tuple[str, Any, Any]]:
     """``(dotted key, type, default)`` for every leaf setting of ``DataConfig``."""
-    import dataclasses
-    import typing
-
-    from minibert.data.pipeline import DataConfig
 
     def walk(config: Any, prefix: str) -> list[tuple[str, Any, Any]]:
         hints = typing.get_type_hints(type(config))
@@ -155,9 +161,6 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace) -> Any:
     """DataConfig defaults <- ``--config`` file <- the setting options given."""
-    from minibert.data.pipeline import DataConfig
-    from minibert.train.overrides import apply_overrides, flatten_config_mapping, load_config_file
-
     config = DataConfig()
     if args.config:
         config = apply_overrides(
@@ -174,8 +177,6 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _prepare(args: argparse.Namespace):
-    from minibert.data.pipeline import prepare_data
-
     config = _config_from_args(args)
     return prepare_data(
         config, cache_dir=args.cache_dir, progress=not args.no_progress, refresh=args.refresh
@@ -208,8 +209,6 @@ def _prepare_data_command(args: argparse.Namespace) -> int:
 
 
 def _train_tokenizer_command(args: argparse.Namespace) -> int:
-    from minibert.data.tokenizer import save_tokenizer, special_token_ids
-
     output = Path(args.output).expanduser()
     if output.exists() and not output.is_dir():
         raise FileExistsError(f"--output {output} is a file; give a folder for the tokenizer")
