@@ -5,8 +5,9 @@ peak memory of a tiny pretraining run.
     python bench/bench_pretrain.py --seconds 10 --rss-seconds 20   # a quick look
 
 1. minibert: ``minibert.train.pretrain`` for ``--seconds`` of wall clock (its default recipe:
-   MLM + NSP, sparse MLM logits at the masked positions only, bf16 autocast where the CPU has
-   native bf16), evaluation and mid-run checkpoints off.
+   MLM on packed sentences, no NSP, sparse MLM logits at the masked positions only, bf16
+   autocast where the CPU has native bf16; ``--nsp`` adds next-sentence prediction),
+   evaluation and mid-run checkpoints off. The line it prints names the objective it ran.
 2. transformers: ``BertForMaskedLM`` of the same size, fed the same examples in the same batch
    size, masked by ``DataCollatorForLanguageModeling``, trained with ``torch.optim.AdamW`` for the
    same time, with the same threads and the same autocast setting. It computes logits at every
@@ -54,6 +55,7 @@ def run_minibert(args, out: Path) -> dict:
             "train.checkpoint_every": 0,
             "train.log_every": 10,
             "train.progress": False,
+            "objective.nsp": args.nsp,
         },
     )
     from minibert.train import read_metrics
@@ -68,8 +70,14 @@ def run_minibert(args, out: Path) -> dict:
         "tokens_per_second": last["tokens"] / last["time"],
         "precision": info["runtime"]["precision"],
         "final_mlm_loss": last["mlm_loss"],
+        "objective": objective_label(info["config"]["objective"]),
         "config": info["config"],
     }
+
+
+def objective_label(objective: dict) -> str:
+    """``MLM+NSP`` or ``MLM (full_sentences packing)``, from a run.json ``objective`` section."""
+    return "MLM+NSP" if objective["nsp"] else f"MLM ({objective['packing']} packing)"
 
 
 def run_transformers(args, config: dict, precision: str) -> dict:
@@ -147,6 +155,8 @@ def measure_peak_rss(args, out: Path) -> dict:
         command += ["--cache-dir", str(args.cache_dir)]
     if args.threads:
         command += ["--num-threads", str(args.threads)]
+    if args.nsp:
+        command += ["--nsp"]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -168,6 +178,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: all cores")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument(
+        "--nsp",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="minibert side: add next-sentence prediction (default off, as the recipe)",
+    )
     args = parser.parse_args()
     args.threads = args.threads or available_cores()
     logging.basicConfig(level=logging.WARNING)
@@ -180,7 +196,7 @@ def main() -> None:
         ours = run_minibert(args, Path(tmp) / "minibert")
         print(
             f"minibert pretrain   : {ours['tokens_per_second']:>9,.0f} tokens/s  "
-            f"({ours['steps']} steps, {ours['precision']}, MLM+NSP, sparse MLM logits; "
+            f"({ours['steps']} steps, {ours['precision']}, {ours['objective']}, sparse MLM logits; "
             f"mlm loss {ours['final_mlm_loss']:.3f})"
         )
         theirs = run_transformers(args, ours["config"], ours["precision"])

@@ -93,10 +93,11 @@ def _pretrain_epilog() -> str:
 def _add_pretrain(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="pretrain a BERT with MLM (+NSP) and write a run directory",
+        help="pretrain a BERT with MLM (optionally + NSP) and write a run directory",
         description=(
-            "Pretrain a from-scratch BERT with masked language modelling and next-sentence "
-            "prediction, writing runs/<name>/ (run.json, metrics.jsonl, tokenizer/, "
+            "Pretrain a from-scratch BERT with masked language modelling on packed sentences "
+            "(--nsp adds BERT's next-sentence prediction), writing runs/<name>/ (run.json, "
+            "metrics.jsonl, tokenizer/, "
             "checkpoints/, final/). Stops at --max-steps or --time-budget; Ctrl-C or SIGTERM "
             "saves a checkpoint first. Under torchrun it trains data-parallel."
         ),
@@ -117,7 +118,7 @@ def _add_pretrain(subparsers: Any) -> None:
         dest="shortcut:objective.nsp",
         action=argparse.BooleanOptionalAction,
         default=argparse.SUPPRESS,
-        help="next-sentence prediction (default on)",
+        help="add BERT's next-sentence prediction to the MLM (default off: packed sentences)",
     )
     accept_overrides(parser)
     parser.set_defaults(func=_run_pretrain)
@@ -209,7 +210,8 @@ def _add_evaluate(subparsers: Any) -> None:
         help="held-out MLM (and NSP) loss and accuracy of a pretraining run",
         description=(
             "Evaluate a pretraining run on its held-out documents with the same fixed masks as "
-            "training used: MLM loss, masked-token accuracy, perplexity, and NSP loss/accuracy."
+            "training used: MLM loss, masked-token accuracy, perplexity, and NSP loss/accuracy "
+            "when the run trained with --nsp."
         ),
         allow_abbrev=False,
     )

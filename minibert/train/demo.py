@@ -1,7 +1,8 @@
 """``minibert demo``: the whole story in one offline command, sized for a class.
 
 1. prepare the embedded Wikipedia excerpt and train its WordPiece tokenizer (cached);
-2. pretrain the ``tiny`` BERT with MLM + NSP for a time budget (Devlin et al. 2019, Sec. 3.1);
+2. pretrain the ``tiny`` BERT with the recipe (MLM on packed sentences, Devlin et al. 2019,
+   Sec. 3.1; no NSP) for a time budget;
 3. show what it learned: held-out masked-token accuracy, and fill-mask on sentences that are
    not in the corpus;
 4. fine-tune it on ``wiki-topic`` (Sec. 4), and fine-tune the same architecture from random

@@ -1,4 +1,5 @@
-"""Pretraining: masked language modelling + next-sentence prediction (Devlin et al. 2019, 3.1).
+"""Pretraining: masked language modelling, optionally + next-sentence prediction (Devlin et al.
+2019, Sec. 3.1). The recipe packs whole sentences and leaves NSP off (``objective.nsp``).
 
 :func:`pretrain` is the whole run: prepare the data (cached), build examples, build the model,
 hand a :class:`PretrainingTask` to the shared :class:`~minibert.train.loop.Trainer`, and write

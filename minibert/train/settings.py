@@ -6,9 +6,11 @@ The sections are dataclasses so they validate themselves and map onto ``--key va
 * :class:`OptimConfig`: AdamW, learning-rate schedule, gradient clipping. Reused by fine-tuning.
 * :class:`TrainConfig`: the loop: how long, batch size, accumulation, precision, threads,
   evaluation/checkpoint/log cadence, seed. Reused by fine-tuning.
-* :class:`ObjectiveConfig`: the pretraining inputs and masking (MLM + NSP).
+* :class:`ObjectiveConfig`: the pretraining inputs and masking (MLM; BERT's NSP on request).
+* :class:`InitConfig`: the starting values of a fresh model (position table, offset heads, MLM
+  bias).
 * :class:`PretrainConfig`: the whole pretraining run: model preset and size, data, objective,
-  optimizer, loop.
+  init, optimizer, loop.
 
 The recipe (issue 5 tunes it; change defaults here, with a comment saying why):
 
@@ -167,7 +169,7 @@ class TrainConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """Pretraining inputs and masking: BERT's MLM + NSP (Devlin et al. 2019, Sec. 3.1).
+    """Pretraining inputs and masking: BERT's MLM, and NSP when ``nsp`` (Devlin et al. 2019, 3.1).
 
     The input length is ``data.max_seq_len`` (one setting, so the data pipeline checks the
     corpus against the same length the examples use).
