@@ -35,12 +35,11 @@ from pathlib import Path
 
 import torch
 
-from minibert.train.pretrain import available_cores
+from minibert.train.pretrain import available_cores, pretrain
+from minibert.train.rundir import read_metrics
 
 
 def run_minibert(args, out: Path) -> dict:
-    from minibert.train import pretrain
-
     result = pretrain(
         out=out,
         cache_dir=args.cache_dir,
@@ -58,8 +57,6 @@ def run_minibert(args, out: Path) -> dict:
             "objective.nsp": args.nsp,
         },
     )
-    from minibert.train import read_metrics
-
     # Throughput over the training steps only (the last line is written before final/ is saved).
     last = read_metrics(out, split="train")[-1]
     info = json.loads((out / "run.json").read_text())

@@ -153,6 +153,35 @@ def test_name_table_imports_nothing_of_minibert():
     assert _minibert_imports(NAME_TABLE_MODULE) == set()
 
 
+def _lazy_exports(package: str) -> set[str]:
+    """The names a package's ``_EXPORTS`` table promises (read from the source)."""
+    tree = ast.parse(MODULES[package].read_text(encoding="utf-8"))
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS":
+            return {key.value for key in node.value.keys}
+    return set()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: minibert.train exports the functions pretrain and finetune, and has modules "
+    "of those names; once minibert.train.pretrain is imported, `from minibert.train import "
+    "pretrain` returns the module. Remove this marker when the modules are renamed.",
+)
+def test_no_public_name_is_shadowed_by_a_submodule():
+    # Importing a submodule sets it as an attribute of its package, which then hides the lazy
+    # export of the same name: `from minibert.train import pretrain` would return the module.
+    clashes = {
+        package: sorted(name for name in _lazy_exports(package) if f"{package}.{name}" in MODULES)
+        for package in sorted(PACKAGES)
+    }
+    clashes = {package: names for package, names in clashes.items() if names}
+    assert not clashes, f"public names that are also submodule names: {clashes}"
+
+
 # -- fresh interpreters ----------------------------------------------------------------------
 
 _PROBE = """
