@@ -40,8 +40,10 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minibert.train.overrides import parse_args_with_overrides
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args_with_overrides(parser, argv)  # the training verbs take --key value settings
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

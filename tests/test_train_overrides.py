@@ -18,6 +18,7 @@ from minibert.train.overrides import (
     convert_value,
     flatten_config_mapping,
     load_config_file,
+    parse_args_with_overrides,
     parse_cli_overrides,
     resolve_key,
 )
@@ -198,12 +199,63 @@ def test_config_validation_messages():
         build_pretrain_config({"data.max_seq_len": 600})
 
 
-def test_argparse_keeps_unknown_options_for_the_overrides():
+def _verbs_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="x")
     subparsers = parser.add_subparsers(dest="verb")
-    sub = subparsers.add_parser("go", allow_abbrev=False)
-    sub.add_argument("--out")
-    accept_overrides(sub)
-    args = parser.parse_args(["go", "--out", "d", "--optim.lr", "1e-3", "--nsp"])
+    go = subparsers.add_parser("go", allow_abbrev=False)
+    go.add_argument("--out")
+    accept_overrides(go)
+    plain = subparsers.add_parser("plain", allow_abbrev=False)
+    plain.add_argument("--out")
+    return parser
+
+
+def test_argparse_keeps_unknown_options_for_a_verb_that_accepts_overrides():
+    # Plain argparse: the verb's parser keeps its class (it used to be swapped at run time).
+    parser = _verbs_parser()
+    args = parse_args_with_overrides(parser, ["go", "--out", "d", "--optim.lr", "1e-3", "--nsp"])
     assert args.out == "d"
     assert parse_cli_overrides(args.overrides) == {"optim.lr": "1e-3", "nsp": True}
+    assert parse_args_with_overrides(parser, ["go", "--out", "d"]).overrides == []
+
+
+def test_argparse_still_rejects_unknown_options_of_other_verbs(capsys):
+    parser = _verbs_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args_with_overrides(parser, ["plain", "--out", "d", "--lr", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --lr 3" in capsys.readouterr().err
+    assert not hasattr(parse_args_with_overrides(parser, ["plain"]), "overrides")
+
+
+def test_the_finetune_command_line_maps_every_spelling_onto_the_config():
+    """What the hand-written overrides give the command line that jsonargparse, tyro and
+    OmegaConf do not (see minibert.train.overrides): bare names, aliases, hyphens, 1e3 for an
+    integer, comma lists, none; a --config file under the flags; an unknown key listing the
+    valid ones. Parsed as ``minibert finetune`` parses them, without training."""
+    from minibert.cli import build_parser
+    from minibert.train.cli import collect_overrides
+    from minibert.train.finetune import FinetuneConfig, build_finetune_config
+
+    def config_of(*argv):
+        args = parse_args_with_overrides(build_parser(), ["finetune", "--out", "x", *argv])
+        return build_finetune_config(collect_overrides(args, FinetuneConfig()))
+
+    config = config_of(
+        "--task", "sentiment",  # alias of task.name (also a shortcut flag)
+        "--seed", "3",  # alias of train.seed
+        "--min-delta", "0.01",  # bare and hyphenated: early_stopping.min_delta
+        "--max_steps=1e3",  # an integer written as 1e3
+        "--optim.betas", "0.8,0.95",  # a tuple from a comma list
+        "--train.eval-batch-size", "none",  # Optional[int]
+        "--no-progress",  # a boolean switched off
+        "--classifier_dropout", "0.2",
+    )  # fmt: skip
+    assert config.task.name == "sentiment" and config.train.seed == 3
+    assert config.early_stopping.min_delta == 0.01 and config.train.max_steps == 1000
+    assert config.optim.betas == (0.8, 0.95) and config.train.eval_batch_size is None
+    assert config.train.progress is False and config.classifier_dropout == 0.2
+    with pytest.raises(ValueError, match="unknown config key 'early_stopping.patiense'") as err:
+        config_of("--early_stopping.patiense", "2")
+    assert "Did you mean early_stopping.patience" in str(err.value)
+    assert "Valid keys: task.name, task.max_seq_len" in str(err.value)

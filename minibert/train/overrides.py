@@ -8,13 +8,22 @@ train). Users change it in three layers, each overriding the one before:
 3. command-line overrides (``--lr 3e-4``, ``--optim.lr 3e-4``, ``--model.num_hidden_layers 4``).
 
 A key is either a dotted path (``optim.lr``) or a bare field name when exactly one field in the
-tree has that name (``lr``) or that the config declares in ``KEY_ALIASES``. Hyphens and underscores are interchangeable (``--max-steps``).
+tree has that name (``lr``) or that the config declares in ``KEY_ALIASES``. Hyphens and
+underscores are interchangeable (``--max-steps``).
 Values given as strings are converted with the field's type annotation. An unknown key fails with
 the list of valid keys; an ambiguous bare name fails with the dotted names it could mean. Nothing
 here is specific to pretraining: the fine-tuning verb uses the same functions on its own config.
 
 The machinery works through ``dataclasses.replace``, so every dataclass's ``__post_init__``
 validation runs again on the overridden values.
+
+Why not a library: jsonargparse 4.53, tyro 1.0 and OmegaConf 2.4 were tried on these configs.
+Each reads dotted keys and ``Literal`` choices, all but tyro a YAML file; none resolves a bare
+name (``--lr``, ``--patience``) or an alias (``--seed`` is ``train.seed``), takes ``1e3`` for
+an integer or ``0.8,0.95`` for a tuple, or lists the valid keys after a typo. jsonargparse and
+tyro only parse command lines, so the Python API (``finetune(overrides={"lr": 3e-4})`` in
+notebooks and the demo), run.json round trips and ``preset``-before-``model.*`` would still need
+this module: it is the one engine behind the command line, config files and Python calls.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import difflib
 import json
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,7 @@ __all__ = [
     "describe_keys",
     "flatten_config_mapping",
     "load_config_file",
+    "parse_args_with_overrides",
     "parse_cli_overrides",
     "resolve_key",
 ]
@@ -426,28 +436,30 @@ def describe_keys(config: Any, width: int = 100) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class _OverridesParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` that keeps unknown ``--key value`` tokens instead of failing.
+def accept_overrides(parser: argparse.ArgumentParser) -> None:
+    """Mark ``parser`` (a verb's sub-parser) as taking free-form ``--key value`` settings.
 
-    They land, unparsed, in ``namespace.<dest>`` (a list of strings) for
-    :func:`parse_cli_overrides` to read; the verb then validates the keys against its config
-    and reports unknown ones with the list of valid keys, which argparse cannot do.
+    argparse only accepts options declared in advance, and a config tree has too many (and
+    bare and alias spellings) to declare them all. So the command line is read by
+    :func:`parse_args_with_overrides`, which gives the options argparse did not recognise to a
+    verb marked here, as ``namespace.overrides`` (strings, for :func:`parse_cli_overrides`);
+    the verb checks each key against its config, and an unknown one fails with the list of
+    valid keys, which argparse's "unrecognized arguments" cannot give.
     """
-
-    _overrides_dest = "overrides"
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        namespace, extras = super().parse_known_args(args, namespace)
-        setattr(namespace, self._overrides_dest, list(extras))
-        return namespace, []
+    parser.set_defaults(overrides=[])
 
 
-def accept_overrides(parser: argparse.ArgumentParser, dest: str = "overrides") -> None:
-    """Make ``parser`` (e.g. a verb's sub-parser) collect unknown options into ``dest``.
+def parse_args_with_overrides(
+    parser: argparse.ArgumentParser, args: Sequence[str] | None = None
+) -> argparse.Namespace:
+    """``parser.parse_args(args)``, except that options argparse does not know become
+    ``namespace.overrides`` when the chosen verb was marked with :func:`accept_overrides`.
 
-    Works with sub-parsers made by ``subparsers.add_parser``, since argparse hands a
-    sub-parser's leftovers back through ``parse_known_args``.
+    For any other verb they are an error, exactly as with ``parse_args``.
     """
-    if not isinstance(parser, _OverridesParser):
-        parser.__class__ = type("OverridesParser", (_OverridesParser, type(parser)), {})
-    parser._overrides_dest = dest  # type: ignore[attr-defined]
+    namespace, unknown = parser.parse_known_args(args)
+    if unknown:
+        if not isinstance(getattr(namespace, "overrides", None), list):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        namespace.overrides = unknown
+    return namespace
