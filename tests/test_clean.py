@@ -120,6 +120,45 @@ def test_split_sentences_loses_no_text():
     assert " ".join(split_sentences(text)).split() == text.split()
 
 
+def _old_splitter():
+    """The quadratic splitter replaced in issue 13 (kept in the benchmark as the reference)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_sentence_split.py"
+    spec = importlib.util.spec_from_file_location("bench_sentence_split", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_sentences_matches_the_old_splitter_on_real_text():
+    from minibert.data.corpora import load_corpus
+
+    old = _old_splitter()
+    for name in ("wiki-sample", "lee-news"):
+        for document in load_corpus(name):
+            assert split_sentences(document.text) == old.old_split_sentences(document.text)
+    tricky = "He said no. Then U.S. The end... Really?! \u201cYes.\u201d She left.\tA tab. End"
+    assert split_sentences(tricky) == old.old_split_sentences(tricky)
+
+
+def test_split_sentences_is_linear_in_the_line_length():
+    # Issue 13: the old splitter sliced the rest of the line at every full stop (19 s for a
+    # 2.8 MB line on the shared 2-core machine) and its regex retried every start position in
+    # a run of dots (7 s for 20,000 dots). Both now take well under a second; 5 s of CPU time
+    # leaves room for a slow machine while still failing the quadratic version.
+    import time
+
+    prose = _old_splitter().one_line_of_prose(3.0)
+    dots = "It ended" + "." * 20_000 + "x Then it went on. And on."
+    started = time.process_time()
+    sentences = split_sentences(prose)
+    assert split_sentences(dots) == ["It ended" + "." * 20_000 + "x Then it went on.", "And on."]
+    assert time.process_time() - started < 5.0
+    assert len(sentences) > 10_000 and " ".join(sentences) == " ".join(prose.split(" ")).strip()
+
+
 # --- line rules ---------------------------------------------------------------------------
 
 
