@@ -214,6 +214,7 @@ BAD_DOCUMENTS = {
     ),
     "too_few_words": ("Short. Very short. Tiny. Small. Done.", {"min_words": 50}),
     "too_many_words": (GOOD + " " + GOOD, {"max_words": 100}),
+    "document_too_long": (GOOD + " " + GOOD, {"max_chars": 500}),
     "mean_word_length_out_of_range": (
         "a b c d e f g h i j " * 10,
         {"min_length": 3.0, "max_length": 10.0},
@@ -327,6 +328,44 @@ def test_line_rules_edit_documents_and_count_what_they_cut():
         assert reports[name].docs_changed == 1 and reports[name].docs_removed == 0
     assert result.documents == [good_doc("river")]
     assert reports["citation_markers"].bytes_removed == len("[12]")
+
+
+def test_line_is_too_long():
+    assert filters.line_is_too_long("x" * 21, max_chars=20)
+    assert not filters.line_is_too_long("x" * 20, max_chars=20)
+
+
+def test_length_caps_are_the_first_steps_and_report_what_they_removed():
+    # Issue 13: a 50 MB one-line "document" used to reach every later step (and the
+    # quadratic sentence splitter). Now two reported steps right after normalize stop it.
+    long_line = "This sentence goes on and on. " * 1_000  # 30,000 characters on one line
+    documents = {
+        "good": GOOD,
+        "huge": (GOOD + "\n\n") * 100,  # about 48,000 characters over 100 lines
+        "long-line": GOOD + "\n\n" + long_line,
+    }
+    config = CleaningConfig(max_document_chars=40_000, max_line_chars=20_000, near_dedup=False)
+    result = clean_corpus(list(documents.values()), config)
+    names = [r.name for r in result.reports]
+    assert names[:3] == ["normalize", "document_too_long", "long_lines"]
+    reports = {r.name: r for r in result.reports}
+    _check_report_arithmetic(result.reports)
+    assert reports["document_too_long"].reason_counts == {"document_too_long": 1}
+    assert reports["document_too_long"].examples[0].doc_id == "#1"
+    assert "> 40,000" in reports["document_too_long"].examples[0].detail
+    assert reports["long_lines"].edit_counts == {"lines": 1}
+    assert reports["long_lines"].docs_changed == 1
+    assert reports["long_lines"].bytes_removed == len(long_line.strip()) + 2
+    # Without its long line, the third document is a copy of the first.
+    assert result.documents == [normalize_text(GOOD)]
+    assert reports["exact_dedup"].reason_counts == {"exact_dedup": 1}
+    assert "too_few_sentences" in names
+    # None switches the caps off, like every other rule.
+    off = CleaningConfig(max_document_chars=None, max_line_chars=None)
+    off_names = [r.name for r in clean_corpus([GOOD], off).reports]
+    assert "document_too_long" not in off_names and "long_lines" not in off_names
+    with pytest.raises(ValueError, match="max_line_chars"):
+        CleaningConfig(max_line_chars=-1)
 
 
 def test_disabled_rules_are_not_run():
