@@ -156,12 +156,13 @@ def _add_setting_options(parser: argparse.ArgumentParser) -> None:
 def _config_from_args(args: argparse.Namespace) -> Any:
     """DataConfig defaults <- ``--config`` file <- the setting options given."""
     from minibert.data.pipeline import DataConfig
-    from minibert.train.overrides import apply_overrides, flatten_config_mapping, load_config_file
+    from minibert.train.overrides import apply_overrides, flatten_config_mapping
+    from minibert.train.preflight import read_config_file
 
     config = DataConfig()
     if args.config:
         config = apply_overrides(
-            config, flatten_config_mapping(config, load_config_file(args.config))
+            config, flatten_config_mapping(config, read_config_file(args.config))
         )
     overrides = {
         dest.split(":", 1)[1]: value
