@@ -201,11 +201,8 @@ def _add_demo(subparsers: Any) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from minibert.train.cli import collect_overrides, run_training_call
     from minibert.train.demo import DemoConfig, run_demo
-    from minibert.train.overrides import apply_overrides
-    from minibert.train.settings import reject_non_finite
 
     overrides = collect_overrides(args, DemoConfig())
-    reject_non_finite(apply_overrides(DemoConfig(), overrides))  # fail before any work
     result = run_training_call(
         "demo",
         args,

@@ -174,10 +174,7 @@ class PretrainingTask(TrainingTask):
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
             # Offset heads bring their own position table (below), so they replace this one.
-            if (
-                config.init.position_init == "sinusoidal"
-                and not config.init.local_attention_offsets
-            ):
+            if config.init.position_init == "sinusoidal" and not config.init.local_attention_offsets:
                 from minibert.model import sinusoidal_position_init_
 
                 sinusoidal_position_init_(
