@@ -136,6 +136,15 @@ class DataConfig:
             raise ValueError(
                 f"min_frequency must be a positive integer, got {self.min_frequency!r}"
             )
+        if self.limit_alphabet is not None and (
+            isinstance(self.limit_alphabet, bool)
+            or not isinstance(self.limit_alphabet, int)
+            or self.limit_alphabet < 1
+        ):
+            raise ValueError(
+                f"limit_alphabet must be a positive integer or None (no limit), got "
+                f"{self.limit_alphabet!r}"
+            )
         if not isinstance(self.max_seq_len, int) or self.max_seq_len < 8:
             raise ValueError(f"max_seq_len must be an integer >= 8, got {self.max_seq_len!r}")
 

@@ -42,6 +42,7 @@ from typing import Any
 from minibert.config import PRESETS
 from minibert.train.overrides import apply_overrides, config_to_dict
 from minibert.train.rundir import RunDirectory
+from minibert.train.settings import check_number
 
 __all__ = [
     "DEFAULT_FILL_MASK_SENTENCES",
@@ -82,14 +83,18 @@ class DemoConfig:
     progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
-        if self.time_budget <= 0:
-            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
-        if not 0.0 < self.pretrain_share < 1.0:
-            raise ValueError(f"pretrain_share must be in (0, 1), got {self.pretrain_share}")
+        check_number(
+            "time_budget", self.time_budget, low=0, low_open=True, fix="give seconds, e.g. 240"
+        )
+        check_number(
+            "pretrain_share", self.pretrain_share, low=0, high=1, low_open=True, high_open=True
+        )
+        check_number("seed", self.seed, integer=True)
+        check_number("eval_limit", self.eval_limit, low=1, integer=True, optional=True)
+        check_number("num_threads", self.num_threads, low=1, integer=True, optional=True)
         if self.preset not in PRESETS:
             raise ValueError(f"preset {self.preset!r} is unknown; use one of {', '.join(PRESETS)}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        check_number("top_k", self.top_k, low=1, integer=True)
         for sentence in self.fill_mask_sentences:
             if "[MASK]" not in sentence:
                 raise ValueError(f"fill-mask sentence {sentence!r} has no [MASK] to fill")

@@ -368,9 +368,9 @@ def build_examples(config: PretrainConfig, data: Any) -> tuple[list[Any], list[A
 def _resume_config(
     run: RunDirectory, overrides: Mapping[str, Any] | None
 ) -> tuple[PretrainConfig, dict[str, Any]]:
-    info = run.read_run_json()
-    if info.get("kind") != "pretrain":
-        raise ValueError(f"{run.root} is a {info.get('kind')!r} run, not a pretraining run")
+    from minibert.train.preflight import read_run_info
+
+    info = read_run_info(run.root, kind="pretrain")  # names run.json if it is damaged
     config = config_from_dict(PretrainConfig, info["config"])
     changed = apply_overrides(config, dict(overrides or {}))
     # Repeating the original command with --resume is fine; changing the recipe is not.
@@ -429,8 +429,13 @@ def pretrain(
     # Check the run directory before any slow work, so a wrong --out fails at once.
     resume_info: dict[str, Any] | None = None
     if resume:
+        from minibert.train.preflight import resumable_checkpoint
+
         run = RunDirectory.open_for_resume(out)
         config, resume_info = _resume_config(run, overrides)
+        # A damaged newest checkpoint fails here, naming the file and the previous checkpoint,
+        # rather than after the data is prepared.
+        resumable_checkpoint(run.checkpoints(), f"minibert pretrain --resume --out {out}")
     else:
         config = build_pretrain_config(overrides, config)
         target = Path(out)
