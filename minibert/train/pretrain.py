@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
+from minibert.locking import acquire_run_lock
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -45,7 +46,7 @@ from minibert.train.overrides import (
     config_to_dict,
     resolve_key,
 )
-from minibert.train.rundir import RunDirectory
+from minibert.train.rundir import RunDirectory, why_not_a_run
 from minibert.train.settings import PretrainConfig
 
 __all__ = [
@@ -174,7 +175,10 @@ class PretrainingTask(TrainingTask):
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
             # Offset heads bring their own position table (below), so they replace this one.
-            if config.init.position_init == "sinusoidal" and not config.init.local_attention_offsets:
+            if (
+                config.init.position_init == "sinusoidal"
+                and not config.init.local_attention_offsets
+            ):
                 from minibert.model import sinusoidal_position_init_
 
                 sinusoidal_position_init_(
@@ -426,19 +430,19 @@ def pretrain(
             ``"lr"``, ``"optim.lr"``, ``"preset"``...). With ``resume`` only
             :data:`RESUMABLE_KEYS` may change.
         resume: continue the run in ``out`` from its newest checkpoint, with its recorded config.
-        overwrite: replace whatever ``out`` holds.
+        overwrite: replace the run in ``out`` (refused if ``out`` holds anything but a run).
         cache_dir: the data cache (default ``$MINIBERT_CACHE`` or ``~/.cache/minibert``).
 
     Returns:
         A :class:`~minibert.train.loop.TrainingResult` (``.summary()`` prints it).
 
     Raises:
-        FileExistsError: ``out`` is not empty and neither ``resume`` nor ``overwrite``.
+        FileExistsError: ``out`` is not empty and neither ``resume`` nor ``overwrite``, or
+            ``overwrite`` but ``out`` holds something other than a run.
         FileNotFoundError: ``resume`` but ``out`` has no checkpoint.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
+        LockHeldError: another process is running in ``out`` (its pid is in the message).
     """
-    from minibert.data.pipeline import prepare_data
-
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
     if resume and config is not None:
@@ -446,31 +450,58 @@ def pretrain(
             "a resumed run uses the config recorded in its run.json; pass overrides "
             "(e.g. a longer max_steps) instead of a config"
         )
-    # Check the run directory before any slow work, so a wrong --out fails at once.
+    # Check and lock the run directory before any slow work, so a wrong --out, or one another
+    # run is writing, fails at once. Only rank 0 writes the run directory, so only it locks.
+    owns_run = int(os.environ.get("RANK", "0")) == 0
+    run_lock = acquire_run_lock(out) if owns_run else None
+    try:
+        return _pretrain_locked(config, out, overrides, resume, overwrite, cache_dir, owns_run)
+    finally:
+        if run_lock is not None:
+            run_lock.release()
+
+
+def _pretrain_locked(
+    config: PretrainConfig | None,
+    out: str | Path,
+    overrides: Mapping[str, Any] | None,
+    resume: bool,
+    overwrite: bool,
+    cache_dir: str | Path | None,
+    owns_run: bool,
+) -> TrainingResult:
+    from minibert.data.pipeline import prepare_data
+
     resume_info: dict[str, Any] | None = None
+    run: RunDirectory | None = None
     if resume:
-        run = RunDirectory.open_for_resume(out)
+        # Rank 0 checks the run and repairs what a killed save left; the others only read.
+        run = RunDirectory.open_for_resume(out) if owns_run else RunDirectory(out)
         config, resume_info = _resume_config(run, overrides)
     else:
         config = build_pretrain_config(overrides, config)
         target = Path(out)
-        if target.is_dir() and any(target.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"--out {target} already exists and is not empty. Pass --resume to continue "
-                "that run, --overwrite to replace it, or choose another --out."
-            )
+        if target.is_dir() and any(target.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"--out {target} already exists and is not empty. Pass --resume to "
+                    "continue that run, --overwrite to replace it, or choose another --out."
+                )
+            reason = why_not_a_run(target)
+            if reason is not None:
+                raise FileExistsError(
+                    f"--overwrite refuses to empty {target}: {reason}. It replaces only a "
+                    "minibert run directory (one with run.json) or an empty one; choose "
+                    "another --out, or move those files away first."
+                )
     context = setup_distributed(config.train.device)
     try:
         threads = configure_threads(config.train.num_threads, context)
-        # The first process on each machine builds the data cache; the others then read it.
-        builds_cache = context.local_rank == 0
-        if not builds_cache:
-            context.barrier()
+        # Every process asks for the data; the cache entry's lock lets the first build it while
+        # the others (here, or on machines sharing the cache folder) wait, then read it.
         data = prepare_data(
             config.data, cache_dir, progress=context.is_main and config.train.progress
         )
-        if builds_cache:
-            context.barrier()
         if not context.same_everywhere(data.fingerprint + data.tokenizer_fingerprint):
             raise ValueError(
                 "the processes prepared different data or tokenizers (each machine built its "
@@ -495,14 +526,14 @@ def pretrain(
         task = PretrainingTask(config, data.tokenizer, train_examples, eval_examples)
 
         if resume:
-            run = RunDirectory(out)
             checkpoint = run.latest_checkpoint()
         else:
             checkpoint = None
             if context.is_main:
                 run = RunDirectory.create(out, overwrite=overwrite)
             context.barrier()
-            run = RunDirectory(out)
+            if not context.is_main:
+                run = RunDirectory(out)
         if context.is_main:
             precision = resolve_precision(config.train.precision, context.device)
             info = {
@@ -539,7 +570,7 @@ def pretrain(
                 ]
             run.write_run_json(info)
             if not run.tokenizer_dir.is_dir():
-                task.save_extras(run.tokenizer_dir)
+                run.write_tokenizer(task.save_extras)
             logger.info(
                 "pretraining %s (%s parameters) on %d examples (%d held out), %d thread(s), %s",
                 type(task.model).__name__,
@@ -553,3 +584,5 @@ def pretrain(
         return trainer.fit()
     finally:
         context.close()
+        if run is not None:
+            run.close()
