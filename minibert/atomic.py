@@ -18,10 +18,10 @@ goes through this module, so the rules live in one place:
   before deleting it, so a kill midway never leaves a half-deleted directory under a name a
   reader trusts (a ``step-*`` checkpoint, a cache entry).
 
-Fault injection: tests set ``MINIBERT_CRASH_AT=<point>`` in a child process and the process
+Fault injection: tests set ``MINIBERT_FAULT=kill:<point>`` in a child process and the process
 kills itself (SIGKILL, no clean-up) when it reaches :func:`crash_point` with that name, so each
-crash window is tested by a real kill at that moment rather than by planting files;
-``MINIBERT_FAIL_AT=<point>`` raises an ``OSError`` there instead (a full disk, say).
+crash window is tested by a real kill at that moment rather than by planting files
+(``fail:<point>`` raises an ``OSError`` there instead, ``hang:<point>`` never returns).
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ import logging
 import os
 import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CRASH_ENV",
-    "FAIL_ENV",
+    "FAULT_ENV",
     "atomic_directory",
     "atomic_file",
     "crash_point",
@@ -56,8 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CRASH_ENV = "MINIBERT_CRASH_AT"
-FAIL_ENV = "MINIBERT_FAIL_AT"
+FAULT_ENV = "MINIBERT_FAULT"
 
 # Prefixes of the siblings this module creates; readers skip them, writers' recovery finds them.
 TMP_PREFIX = ".tmp-"
@@ -66,17 +65,30 @@ TRASH_PREFIX = ".trash-"
 
 
 def crash_point(name: str) -> None:
-    """Kill this process at once (SIGKILL) if ``$MINIBERT_CRASH_AT`` names this point, or
-    raise ``OSError`` if ``$MINIBERT_FAIL_AT`` does.
+    """A fault-injection point: a no-op unless ``$MINIBERT_FAULT`` names this point.
 
-    A test hook: a no-op unless a test asked for a fault here. SIGKILL runs no ``finally`` and
-    no ``atexit``, exactly like ``kill -9`` or the OOM killer.
+    ``MINIBERT_FAULT=<kind>:<point>[@<rank>]``, where kind is ``kill`` (SIGKILL at once: no
+    ``finally``, no ``atexit``, exactly like ``kill -9`` or the OOM killer), ``fail`` (raise
+    ``OSError``, as a full disk would) or ``hang`` (sleep forever, as a stuck process would).
+    ``@1`` limits it to the process whose ``$RANK`` is 1 (under ``torchrun``).
     """
-    if os.environ.get(CRASH_ENV) == name:
-        logger.error("fault injection: killing this process at %s", name)
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    kind, _, rest = spec.partition(":")
+    point, _, rank = rest.partition("@")
+    if point != name or (rank and rank != os.environ.get("RANK", "0")):
+        return
+    logger.error("fault injection: %s at %s", kind, name)
+    if kind == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(FAIL_ENV) == name:
-        raise OSError(f"injected failure at {name} (${FAIL_ENV})")
+    elif kind == "fail":
+        raise OSError(f"injected failure at {name} (${FAULT_ENV})")
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    else:
+        raise ValueError(f"${FAULT_ENV}={spec!r}: the kind must be kill, fail or hang")
 
 
 def fsync_directory(path: str | os.PathLike[str]) -> None:

@@ -97,7 +97,7 @@ def test_a_failed_save_on_rank_0_stops_every_rank_with_the_reason(tmp_path, cach
     command += ["--cache-dir", str(cache_dir), *MICRO_ARGS]
     env = {
         **os.environ,
-        "MINIBERT_FAIL_AT": "save_checkpoint:files_written",  # rank 0's first save: "disk full"
+        "MINIBERT_FAULT": "fail:save_checkpoint:files_written",  # rank 0's first save: "disk full"
         "MINIBERT_COLLECTIVE_TIMEOUT": "120",
     }
     started = time.monotonic()
@@ -121,3 +121,21 @@ def test_collective_timeout_is_minutes_not_half_an_hour(monkeypatch):
     monkeypatch.setenv("MINIBERT_COLLECTIVE_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="MINIBERT_COLLECTIVE_TIMEOUT"):
         collective_timeout()
+
+
+def test_a_stuck_rank_ends_the_run_within_the_collective_timeout(tmp_path, cache_dir):
+    out = tmp_path / "stuck"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command = [*torchrun, "--standalone", "-m", "minibert", "pretrain", "--out", str(out)]
+    command += ["--cache-dir", str(cache_dir), *MICRO_ARGS]
+    env = {
+        **os.environ,
+        "MINIBERT_FAULT": "hang:train_step@1",  # rank 1 never reaches the step's all-reduce
+        "MINIBERT_COLLECTIVE_TIMEOUT": "15",
+    }
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    waited = time.monotonic() - started
+    assert done.returncode != 0
+    assert "timed out" in (done.stdout + done.stderr).lower()
+    assert waited < 300, waited  # torch's default would have waited 30 minutes

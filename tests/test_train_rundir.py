@@ -319,7 +319,7 @@ def test_overwrite_killed_midway_leaves_the_old_run_whole(tmp_path):
         from minibert.train.rundir import RunDirectory
         RunDirectory.create({str(run.root)!r}, overwrite=True)
         """,
-        MINIBERT_CRASH_AT="remove_tree:renamed",
+        MINIBERT_FAULT="kill:remove_tree:renamed",
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     # Killed while deleting: no half-deleted run under the name; the old one is whole, aside.
@@ -377,7 +377,7 @@ def test_replacing_final_killed_between_the_renames_is_restored_on_resume(tmp_pa
             save_model=lambda d: (d / "model.safetensors").write_text("v2"),
         )
         """,
-        MINIBERT_CRASH_AT="replace_directory:between_renames",
+        MINIBERT_FAULT="kill:replace_directory:between_renames",
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert not run.final_dir.exists()  # the window: old renamed aside, new not yet in place
@@ -394,7 +394,7 @@ def test_pruning_killed_midway_never_lists_a_half_deleted_checkpoint(tmp_path):
         from minibert.train.rundir import RunDirectory
         RunDirectory({str(run.root)!r}).prune_checkpoints(keep=1)
         """,
-        MINIBERT_CRASH_AT="remove_tree:renamed",
+        MINIBERT_FAULT="kill:remove_tree:renamed",
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     # Every checkpoint still listed is complete; the one being deleted is out of the listing.
@@ -415,7 +415,7 @@ def test_tokenizer_and_results_are_written_atomically(tmp_path):
         run = RunDirectory({str(run.root)!r})
         run.write_json("results.json", {{"accuracy": 0.9}})
         """,
-        MINIBERT_CRASH_AT="atomic_file:before_rename",
+        MINIBERT_FAULT="kill:atomic_file:before_rename",
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert json.loads((run.root / "results.json").read_text()) == {"accuracy": 0.5}
@@ -430,7 +430,7 @@ def test_tokenizer_and_results_are_written_atomically(tmp_path):
         run = RunDirectory({str(run.root)!r})
         run.write_tokenizer(lambda d: (d / "vocab.txt").write_text("[PAD]"))
         """,
-        MINIBERT_CRASH_AT="atomic_directory:before_rename",
+        MINIBERT_FAULT="kill:atomic_directory:before_rename",
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert not run.tokenizer_dir.exists()  # no half tokenizer under the real name

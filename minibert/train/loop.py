@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from minibert.atomic import crash_point
 from minibert.train.checkpoint import (
     TrainerState,
     capture_rng_state,
@@ -638,6 +639,7 @@ class Trainer:
         names = task.term_names
         n = len(names)
         device = context.device
+        crash_point("train_step")  # fault injection for tests (a no-op otherwise)
         torch.manual_seed(derive_seed(cfg.seed, "dropout", context.rank, self.state.step))
         micro_batches = [_to_device(b, device) for b in self._micro_batches()]
 
