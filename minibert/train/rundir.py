@@ -6,9 +6,12 @@
       tokenizer/               standard HF tokenizer files
       checkpoints/step-000500/ HF-loadable weights (+ trainer state for resume)
       final/                   same layout, the last good weights
+    runs/.<name>.lock          the writer's lock (pid, host, command), beside the run
 
-Writers: :class:`RunDirectory` (layout, the ``--out``/``--resume``/``--overwrite`` rules) and
-:class:`MetricsWriter`. Readers: :func:`read_metrics`, which tolerates the partial last line a
+Writers: :class:`RunDirectory` (layout, the ``--out``/``--resume``/``--overwrite`` rules, the
+lock that keeps a second run out, repairs after a killed save) and :class:`MetricsWriter`; every
+file goes through :mod:`minibert.atomic` (temporary name, fsync, rename, fsync the parent).
+Readers take no lock: :func:`read_metrics`, which tolerates the partial last line a
 concurrent writer may have left, and :meth:`RunDirectory.checkpoints`, which never lists a
 checkpoint still being written (those live under a dot-prefixed temporary name until renamed).
 """
