@@ -119,7 +119,11 @@ def _add_finetune(subparsers: Any) -> None:
         allow_abbrev=False,
     )
     parser.add_argument("--out", required=True, type=Path, help="the run directory to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (refused if --out holds anything else)",
+    )
     add_config_and_cache_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print results.json instead")
     add_shortcuts(parser, _FINETUNE_SHORTCUTS)
@@ -195,7 +199,11 @@ def _add_demo(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, help="the demo directory (default runs/demo, or runs/demo-N if taken)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (refused if --out holds anything else)",
+    )
     add_config_and_cache_arguments(parser)
     add_shortcuts(parser, _DEMO_SHORTCUTS)
     accept_overrides(parser)
