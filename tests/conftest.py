@@ -57,3 +57,35 @@ def micro_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("micro-run") / "micro"
     pretrain(out=out, cache_dir=cache_dir, overrides=MICRO_RUN_OVERRIDES)
     return out
+
+
+# A fine-tuning run (wiki-topic, 6 classes) from micro_run: results.json, predictions.jsonl,
+# confusion_matrix.json and two checkpoints. Shared by the dashboard tests and any inspect test
+# that needs a fine-tuned model (e.g. comparing attention before and after fine-tuning).
+MICRO_FINETUNE_OVERRIDES = {
+    "task": "wiki-topic",
+    "task.max_seq_len": 64,
+    "train.batch_size": 16,
+    "train.num_threads": 1,
+    "train.progress": False,
+    "train.log_every": 2,
+    "train_limit": 64,
+    "eval_limit": 24,
+    "max_steps": 4,
+    "eval_every": 2,
+    "checkpoint_every": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def micro_finetune_run(tmp_path_factory, cache_dir, micro_run):
+    """A finished 4-step wiki-topic fine-tuning of ``micro_run`` (read-only for tests)."""
+    from minibert.train.finetune import finetune
+
+    out = tmp_path_factory.mktemp("micro-finetune") / "topic"
+    finetune(
+        out=out,
+        cache_dir=cache_dir,
+        overrides={**MICRO_FINETUNE_OVERRIDES, "init": str(micro_run)},
+    )
+    return out

@@ -42,6 +42,7 @@ __all__ = [
     "RUN_STATUSES",
     "FinetuneReport",
     "MetricsTail",
+    "CurveBuffer",
     "RunStatus",
     "RunSummary",
     "UnsafePathError",
@@ -499,6 +500,63 @@ class MetricsTail:
                 records.append(record)
         self.lines_read += len(records)
         return records
+
+
+class CurveBuffer:
+    """A run's metric lines kept as columns, one table per split, for drawing many points.
+
+    A 100k-line ``metrics.jsonl`` as dicts is a few hundred MB in Python; as columns of the
+    numeric values it is a fraction of that, and :meth:`rows` hands a plot at most
+    ``max_points`` of them (:func:`downsample`). Feed it what :class:`MetricsTail` reads.
+    """
+
+    AXES = ("step", "time", "tokens")
+
+    def __init__(self) -> None:
+        self.splits: dict[str, dict[str, list[float | None]]] = {}
+
+    def clear(self) -> None:
+        self.splits.clear()
+
+    def __len__(self) -> int:
+        return sum(len(columns["step"]) for columns in self.splits.values())
+
+    def extend(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append metric lines (``event`` lines and non-numeric values are left out)."""
+        for record in records:
+            split = record.get("split")
+            if not isinstance(split, str) or split == "event":
+                continue
+            columns = self.splits.setdefault(split, {axis: [] for axis in self.AXES})
+            n = len(columns["step"])
+            for key, value in record.items():
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                column = columns.get(key)
+                if column is None:
+                    column = columns[key] = [None] * n
+                column.append(value)
+            for column in columns.values():  # keys this line lacks
+                if len(column) == n:
+                    column.append(None)
+
+    def metrics(self, split: str) -> list[str]:
+        """The metric names seen in ``split`` (axes excluded)."""
+        return [k for k in self.splits.get(split, {}) if k not in self.AXES]
+
+    def rows(
+        self, split: str, y: str, x: str = "step", max_points: int = 2000
+    ) -> list[dict[str, float]]:
+        """``[{"step", x, y}, ...]`` for the lines of ``split`` that have both, downsampled."""
+        columns = self.splits.get(split)
+        if not columns or y not in columns or x not in columns:
+            return []
+        rows = [
+            {"step": s, x: xv, y: yv}
+            for s, xv, yv in zip(columns["step"], columns[x], columns[y], strict=True)
+            if xv is not None and yv is not None and math.isfinite(yv)
+        ]
+        return downsample(rows, y, max_points)
 
 
 def metric_series(
