@@ -17,6 +17,7 @@ _VERB_MODULES: list[str] = [
     "minibert.data.cli",
     "minibert.train.cli",
     "minibert.train.finetune_cli",
+    "minibert.dashboard.cli",
 ]
 
 

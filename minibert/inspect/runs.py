@@ -43,9 +43,14 @@ __all__ = [
     "FinetuneReport",
     "MetricsTail",
     "CurveBuffer",
+    "DataReport",
+    "FinetuneComparison",
     "RunStatus",
     "RunSummary",
     "UnsafePathError",
+    "compare_finetune_runs",
+    "data_report",
+    "describe_start",
     "downsample",
     "finetune_report",
     "flatten_settings",
@@ -670,4 +675,155 @@ def finetune_report(path: str | Path, *, max_mistakes: int = 50) -> FinetuneRepo
         mistakes=mistakes,
         num_predictions=counts,
         complete=bool(results) and bool(confusion),
+    )
+
+
+@dataclass
+class FinetuneComparison:
+    """One fine-tuning run in a side-by-side table: where it started and what it scored."""
+
+    name: str
+    path: Path
+    start: str  # "scratch", "MiniLM", "pretrained (<run>)", "model folder (<name>)"
+    status: str
+    steps: int | None
+    validation: dict[str, float]
+    test: dict[str, float]
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "run": self.name,
+            "start": self.start,
+            "status": self.status,
+            "steps": self.steps,
+            "val accuracy": self.validation.get("accuracy"),
+            "val macro-F1": self.validation.get("macro_f1"),
+            "test accuracy": self.test.get("accuracy"),
+            "test macro-F1": self.test.get("macro_f1"),
+        }
+
+
+def describe_start(info: Mapping[str, Any]) -> str:
+    """Where a fine-tuning run's weights came from, in words, from its ``run.json``."""
+    init = info.get("init") if isinstance(info.get("init"), Mapping) else {}
+    kind, spec = init.get("kind"), str(init.get("spec", ""))
+    if kind == "random":
+        return "scratch"
+    if spec == "minilm":
+        return "MiniLM"
+    if kind == "minibert-run":
+        return f"pretrained ({init.get('source_run') or Path(spec).name})"
+    return f"model folder ({Path(spec).name})" if spec else "unknown"
+
+
+def compare_finetune_runs(
+    runs: Iterable[RunSummary], chosen: RunSummary
+) -> list[FinetuneComparison]:
+    """The fine-tuning runs among ``runs`` on the same task as ``chosen`` (``chosen`` first),
+    each with where it started and its validation/test scores (empty while it trains)."""
+
+    def task_of(run: RunSummary) -> Any:
+        task = run.info.get("task")
+        return task.get("name") if isinstance(task, Mapping) else None
+
+    task = task_of(chosen)
+    same = [chosen] + [
+        r for r in runs if r.path != chosen.path and r.kind == "finetune" and task_of(r) == task
+    ]
+    rows = []
+    for run in same:
+        results = _read_json(run.path / RESULTS_FILE)
+        rows.append(
+            FinetuneComparison(
+                name=run.name,
+                path=run.path,
+                start=describe_start(run.info),
+                status=run.status,
+                steps=results.get("steps", run.last_step),
+                validation=dict(results.get("validation") or {}),
+                test=dict(results.get("test") or {}),
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# The data a run trained on
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataReport:
+    """What the data pipeline did for a run: its steps, statistics and tokenizer coverage.
+
+    ``steps`` are the cleaning and dedup steps in order (:class:`minibert.data.stats.StepReport`
+    objects), ``stats`` maps ``"parsed"``, ``"cleaned"``, ``"train"``, ``"valid"`` to
+    :class:`~minibert.data.stats.CorpusStats`. ``matches_run`` is false when the data prepared
+    now differs from what the run recorded (a changed corpus or code): the report then
+    describes today's data, not the run's.
+    """
+
+    run_data: dict[str, Any]  # run.json's "data" block
+    corpus: str
+    steps: list[Any]
+    stats: dict[str, Any]
+    tokenizer: Any | None
+    fingerprint: str
+    matches_run: bool
+    from_cache: bool
+
+    def step_rows(self) -> list[dict[str, Any]]:
+        """One row per step: documents in/out, removed, changed, bytes removed, why."""
+        return [
+            {
+                "step": step.name,
+                "docs in": step.docs_in,
+                "docs out": step.docs_out,
+                "removed": step.docs_removed,
+                "changed": step.docs_changed,
+                "bytes removed": step.bytes_removed,
+                "why": ", ".join(f"{k}: {v}" for k, v in step.reason_counts.items()),
+                "cut": ", ".join(f"{k}: {v}" for k, v in step.edit_counts.items()),
+            }
+            for step in self.steps
+        ]
+
+    def duplicates(self) -> list[Any]:
+        """The dedup steps (exact and near-duplicate), with their examples."""
+        return [step for step in self.steps if "dup" in step.name]
+
+
+def data_report(
+    run_dir: str | Path, cache_dir: str | Path | None = None, *, progress: bool = False
+) -> DataReport:
+    """Prepare (or load from the data cache) the data a pretraining run recorded in run.json.
+
+    A cache hit takes seconds; a miss rebuilds the corpus (a minute for the Wikipedia excerpt).
+    Raises ``ValueError`` for a run without a data block (fine-tuning runs: their data is the
+    task; look at the pretraining run they started from).
+    """
+    from minibert.data.pipeline import DataConfig, prepare_data
+
+    run_dir = Path(run_dir)
+    info = _read_json(run_dir / RUN_JSON)
+    data = info.get("data")
+    if not isinstance(data, Mapping) or "data_config" not in data:
+        start = describe_start(info) if info.get("kind") == "finetune" else None
+        hint = f" It started from {start}; pick that run." if start else ""
+        raise ValueError(
+            f"{run_dir.name} records no pretraining corpus in run.json (kind "
+            f"{info.get('kind', 'unknown')!r}).{hint}"
+        )
+    prepared = prepare_data(
+        DataConfig.from_dict(dict(data["data_config"])), cache_dir, progress=progress
+    )
+    return DataReport(
+        run_data=dict(data),
+        corpus=prepared.config.corpus,
+        steps=list(prepared.reports),
+        stats=dict(prepared.stats),
+        tokenizer=prepared.tokenizer_report,
+        fingerprint=prepared.fingerprint,
+        matches_run=prepared.fingerprint == data.get("data_fingerprint"),
+        from_cache=prepared.from_cache,
     )
