@@ -35,6 +35,10 @@ _EXPORTS = {
     "clear_model_cache": "minibert.inspect.sources",
     "AttentionResult": "minibert.inspect.attention",
     "attention": "minibert.inspect.attention",
+    "CheckpointInfo": "minibert.inspect.checkpoints",
+    "AttentionOverTraining": "minibert.inspect.checkpoints",
+    "list_checkpoints": "minibert.inspect.checkpoints",
+    "attention_over_training": "minibert.inspect.checkpoints",
 }
 
 __all__ = list(_EXPORTS)
