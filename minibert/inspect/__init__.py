@@ -39,6 +39,10 @@ _EXPORTS = {
     "AttentionOverTraining": "minibert.inspect.checkpoints",
     "list_checkpoints": "minibert.inspect.checkpoints",
     "attention_over_training": "minibert.inspect.checkpoints",
+    "HEAD_CLASSES": "minibert.inspect.heads",
+    "HeadStats": "minibert.inspect.heads",
+    "head_statistics": "minibert.inspect.heads",
+    "heldout_sentences": "minibert.inspect.heldout",
 }
 
 __all__ = list(_EXPORTS)
