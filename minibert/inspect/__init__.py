@@ -43,6 +43,13 @@ _EXPORTS = {
     "HeadStats": "minibert.inspect.heads",
     "head_statistics": "minibert.inspect.heads",
     "heldout_sentences": "minibert.inspect.heldout",
+    "TokenGuess": "minibert.inspect.predictions",
+    "FillMaskResult": "minibert.inspect.predictions",
+    "FillMaskOverTraining": "minibert.inspect.predictions",
+    "fill_mask": "minibert.inspect.predictions",
+    "fill_mask_over_training": "minibert.inspect.predictions",
+    "MaskingLabResult": "minibert.inspect.masking",
+    "masking_lab": "minibert.inspect.masking",
 }
 
 __all__ = list(_EXPORTS)
