@@ -106,3 +106,130 @@ def test_bad_texts(offset_model):
         head_statistics(offset_model, ["fine", "  "])
     with pytest.raises(InputTextError, match="not one string"):
         head_statistics(offset_model, "one string")
+
+
+# -- ablation -------------------------------------------------------------------------------
+
+from minibert.inspect import HeadIndexError, InspectError, UnsupportedModelError  # noqa: E402
+from minibert.inspect.heads import (  # noqa: E402
+    _evaluator,
+    _head_mask,
+    ablate_heads,
+    compare_attention,
+)
+
+
+@pytest.fixture(scope="module")
+def topic_run(tmp_path_factory, micro_run):
+    """wiki-topic fine-tuned from the micro run for a few steps (a finished fine-tuning run)."""
+    from minibert.train.finetune import finetune
+
+    out = tmp_path_factory.mktemp("finetune") / "topic"
+    finetune(
+        out=out,
+        overrides={
+            "task": "wiki-topic",
+            "init": str(micro_run),
+            "task.max_seq_len": 48,
+            "train.batch_size": 16,
+            "train.num_threads": 1,
+            "train.progress": False,
+            "train_limit": 64,
+            "eval_limit": 40,
+            "max_steps": 4,
+            "eval_every": 2,
+            "lr": 1e-3,
+        },
+    )
+    return out
+
+
+def test_ablating_none_changes_nothing_and_each_head_changes_the_loss(micro_run):
+    loaded = load_model(micro_run)
+    result = ablate_heads(loaded, metric="masked-token loss", num_sentences=24)
+    assert result.metric_name == "masked-token loss" and not result.higher_is_better
+    evaluate = _evaluator(loaded, None, None, "masked-token loss", 24, 0, 256, 32)
+    assert evaluate(_head_mask(loaded.config, [])) == result.baseline  # all heads on
+    assert result.scores.shape == (2, 2) and len(result.rows) == 4
+    assert all(abs(delta) > 1e-6 for _, _, _, delta in result.rows)
+    # sorted most harmful first: for a loss, the largest rise
+    deltas = [delta for *_, delta in result.rows]
+    assert deltas == sorted(deltas, reverse=True)
+    assert result.num_examples > 50
+
+
+def test_masked_token_accuracy_equals_a_direct_count(micro_run):
+    from minibert.inspect.heldout import heldout_sentences, token_batches
+    from minibert.inspect.masking import apply_bert_masking
+
+    loaded = load_model(micro_run)
+    result = ablate_heads(loaded, chosen=[(1, 0), (0, 1)], num_sentences=16, batch_size=8)
+    assert result.metric_name == "masked-token accuracy" and result.higher_is_better
+    texts = heldout_sentences(16)
+    mask = torch.ones(2, 2)
+    mask[1, 0] = mask[0, 1] = 0.0
+    correct = total = 0
+    for index, batch in enumerate(
+        token_batches(loaded.tokenizer, loaded.config, texts, batch_size=8)
+    ):
+        masked, labels, _ = apply_bert_masking(
+            loaded.tokenizer, batch.input_ids, seed=index, attention_mask=batch.attention_mask
+        )
+        with torch.no_grad():
+            logits = loaded.model(
+                masked, attention_mask=batch.attention_mask, head_mask=mask
+            ).logits  # (B, T, V)
+        chosen = labels != -100
+        correct += int((logits.argmax(-1)[chosen] == labels[chosen]).sum())
+        total += int(chosen.sum())
+    assert result.chosen == ((1, 0), (0, 1))
+    assert result.chosen_score == pytest.approx(correct / total)
+
+
+def test_ablation_of_a_fine_tuned_classifier(topic_run):
+    import json
+
+    records = [
+        json.loads(line)
+        for line in (topic_run / "predictions.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "validation"
+    ]
+    result = ablate_heads(topic_run, chosen=[(0, 0), (0, 1), (1, 0), (1, 1)])
+    assert result.metric_name == "accuracy" and result.num_examples == len(records)
+    # the baseline is the run's own validation accuracy, recomputed
+    assert result.baseline == pytest.approx(sum(r["correct"] for r in records) / len(records))
+    f1 = ablate_heads(topic_run, metric="macro-F1", each=False)
+    assert f1.metric_name == "macro-F1" and np.isnan(f1.scores).all() and f1.rows == []
+
+
+def test_ablation_bad_input(micro_run):
+    with pytest.raises(HeadIndexError, match="2 layers"):
+        ablate_heads(micro_run, chosen=[(2, 0)], each=False)
+    with pytest.raises(HeadIndexError, match="2 heads"):
+        ablate_heads(micro_run, chosen=[(0, 5)], each=False)
+    with pytest.raises(UnsupportedModelError, match="bare encoder"):
+        ablate_heads("minilm", each=False)
+    with pytest.raises(InputTextError, match="metric"):
+        ablate_heads(micro_run, metric="bleu", each=False)
+
+
+# -- comparison -----------------------------------------------------------------------------
+
+
+def test_compare_pretrained_and_fine_tuned(micro_run, topic_run):
+    text = "the government said the minister would act."
+    same = compare_attention(micro_run, micro_run, text)
+    assert same.difference.shape == (2, 2) and (same.difference == 0).all()
+    changed = compare_attention(micro_run, topic_run, text)
+    assert changed.a.tokens == changed.b.tokens
+    assert (changed.difference > 0).any() and (changed.difference <= 1).all()
+    assert (changed.max_difference >= changed.difference).all()
+    a, b = changed.a.attentions, changed.b.attentions
+    expected = 0.5 * np.abs(a[1, 0] - b[1, 0]).sum(-1).mean()
+    assert changed.difference[1, 0] == pytest.approx(expected, rel=1e-5)
+    assert changed.most_changed(1)[0][2] == pytest.approx(changed.difference.max())
+
+
+def test_compare_needs_one_tokenizer(micro_run):
+    with pytest.raises(InspectError, match="different tokens|one shape"):
+        compare_attention(micro_run, "minilm", "the government said it would act.")
