@@ -54,6 +54,12 @@ _EXPORTS = {
     "fill_mask_over_training": "minibert.inspect.predictions",
     "MaskingLabResult": "minibert.inspect.masking",
     "masking_lab": "minibert.inspect.masking",
+    "TokenVectors": "minibert.inspect.embeddings",
+    "EmbeddingProjection": "minibert.inspect.embeddings",
+    "embed": "minibert.inspect.embeddings",
+    "token_vectors": "minibert.inspect.embeddings",
+    "project": "minibert.inspect.embeddings",
+    "similarity_benchmarks": "minibert.inspect.embeddings",
 }
 
 __all__ = list(_EXPORTS)
