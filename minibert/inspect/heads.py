@@ -488,6 +488,7 @@ def _evaluator(loaded, texts, labels, metric, num_sentences, seed, max_examples,
 
 
 def _head_mask(config, off: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """(L, nh) ones with zeros at the heads in ``off`` (checked by the caller)."""
     mask = torch.ones(config.num_hidden_layers, config.num_attention_heads)  # (L, nh)
     for layer, head in off:
         mask[layer, head] = 0.0

@@ -8,6 +8,7 @@ only (``masked_positions``), the rest of the vocabulary projection is skipped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,7 @@ class FillMaskResult:
 
 def require_masked_lm(loaded: LoadedModel) -> None:
     """UnsupportedModelError unless the model has BERT's MLM head."""
-    from minibert.heads import _BertWithMaskedLM
-
-    if not isinstance(loaded.model, _BertWithMaskedLM):
+    if not loaded.has_mlm_head:
         raise UnsupportedModelError(
             f"{loaded.source.label} is a {type(loaded.model).__name__}, which has no masked-LM "
             "head to guess tokens with (all-MiniLM-L6-v2 ships without one). Use a minibert "
@@ -87,7 +86,10 @@ def masked_lm_logits(
 
 
 def _guesses(
-    loaded: LoadedModel, encoded: EncodedText, top_k: int
+    loaded: LoadedModel,
+    encoded: EncodedText,
+    top_k: int,
+    head_mask: torch.Tensor | None = None,
 ) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Mask positions, and the top-k ids (M, k) and probabilities (M, k) at each."""
     mask_id = loaded.tokenizer.mask_token_id
@@ -105,6 +107,7 @@ def _guesses(
         positions[None, :],
         attention_mask=encoded.attention_mask,
         token_type_ids=encoded.token_type_ids,
+        head_mask=head_mask,
     )[0]  # (M, V)
     probabilities = logits.float().softmax(dim=-1)  # (M, V)
     top = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
@@ -147,19 +150,40 @@ def _check_top_k(top_k: int) -> None:
         raise InputTextError(f"top_k must be a positive whole number, got {top_k!r}")
 
 
+def heads_off_mask(loaded: LoadedModel, heads_off: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """A ``head_mask`` (L, nh) with the listed (layer, head) pairs switched off, checked."""
+    from minibert.inspect.attention import check_head
+
+    config = loaded.config
+    mask = torch.ones(config.num_hidden_layers, config.num_attention_heads)  # (L, nh)
+    for layer, head in heads_off:
+        check_head(layer, head, config.num_hidden_layers, config.num_attention_heads)
+        mask[int(layer), int(head)] = 0.0
+    return mask
+
+
 def fill_mask(
-    model_source: str | Path | torch.nn.Module | LoadedModel, text: str, *, top_k: int = 5
+    model_source: str | Path | torch.nn.Module | LoadedModel,
+    text: str,
+    *,
+    top_k: int = 5,
+    heads_off: Sequence[tuple[int, int]] = (),
 ) -> FillMaskResult:
     """The ``top_k`` most probable tokens, with probabilities, for every ``[MASK]`` in ``text``.
 
+    ``heads_off``: (layer, head) pairs switched off through ``head_mask`` (what does the model
+    guess without them?).
+
     Raises:
         InputTextError: empty text, or no [MASK] in it. UnsupportedModelError: no MLM head.
+        HeadIndexError: a head in ``heads_off`` outside the model.
     """
     _check_top_k(top_k)
     loaded = load_model(model_source)
     require_masked_lm(loaded)
+    head_mask = heads_off_mask(loaded, heads_off) if heads_off else None
     encoded = encode_text(loaded.tokenizer, loaded.config, text)
-    positions, ids, probs = _guesses(loaded, encoded, top_k)
+    positions, ids, probs = _guesses(loaded, encoded, top_k, head_mask)
     names = _names(loaded.tokenizer, ids)
     return _result(
         text, encoded.tokens, positions, names, ids, probs, loaded.source, encoded.truncated

@@ -84,6 +84,29 @@ class LoadedModel:
     source: ModelSource
     config: BertConfig
 
+    @property
+    def head(self) -> str:
+        """What sits on the encoder: "masked-lm" (also with NSP), "sequence-classification",
+        "token-classification" or "encoder" (none, e.g. all-MiniLM-L6-v2)."""
+        from minibert.heads import (
+            BertForSequenceClassification,
+            BertForTokenClassification,
+            _BertWithMaskedLM,
+        )
+
+        if isinstance(self.model, _BertWithMaskedLM):
+            return "masked-lm"
+        if isinstance(self.model, BertForSequenceClassification):
+            return "sequence-classification"
+        if isinstance(self.model, BertForTokenClassification):
+            return "token-classification"
+        return "encoder"
+
+    @property
+    def has_mlm_head(self) -> bool:
+        """True when the model can fill in [MASK] (fill-mask, masking lab, MLM ablation)."""
+        return self.head == "masked-lm"
+
 
 # --------------------------------------------------------------------------------------------
 # Finding things on disk
