@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from minibert.inspect.errors import HeadIndexError
-from minibert.inspect.sources import LoadedModel, ModelSource, encoder_of, evaluating, load_model
+from minibert.inspect.sources import (
+    LoadedModel,
+    ModelSource,
+    encoder_of,
+    evaluating,
+    load_model,
+    model_inputs,
+)
 from minibert.inspect.tokens import EncodedText, encode_text
 
 __all__ = ["AttentionResult", "attention", "attention_from_encoded", "check_head"]
@@ -79,13 +86,16 @@ def run_attention(loaded: LoadedModel, encoded: EncodedText) -> np.ndarray:
     encoder = encoder_of(loaded.model)
     with evaluating(loaded.model):
         out = encoder(
-            encoded.input_ids,
-            attention_mask=encoded.attention_mask,
-            token_type_ids=encoded.token_type_ids,
+            **model_inputs(
+                encoder,
+                input_ids=encoded.input_ids,
+                attention_mask=encoded.attention_mask,
+                token_type_ids=encoded.token_type_ids,
+            ),
             output_attentions=True,
         )
         stacked = torch.cat(out.attentions, dim=0)  # (L, nh, T, T): batch of 1 dropped
-        return stacked.to(torch.float32).numpy()
+        return stacked.to(torch.float32).cpu().numpy()
 
 
 def attention_from_encoded(

@@ -27,7 +27,13 @@ import torch
 
 from minibert.inspect.errors import InputTextError, InspectError
 from minibert.inspect.heldout import check_texts
-from minibert.inspect.sources import LoadedModel, encoder_of, evaluating, load_model
+from minibert.inspect.sources import (
+    LoadedModel,
+    encoder_of,
+    evaluating,
+    load_model,
+    model_inputs,
+)
 from minibert.inspect.tokens import encode_text, model_max_length
 
 __all__ = [
@@ -73,13 +79,17 @@ def token_vectors(
     index = _check_layer(layer, loaded)
     encoded = encode_text(loaded.tokenizer, loaded.config, text)
     with evaluating(loaded.model):
-        out = encoder_of(loaded.model)(
-            encoded.input_ids,
-            attention_mask=encoded.attention_mask,
-            token_type_ids=encoded.token_type_ids,
+        encoder = encoder_of(loaded.model)
+        out = encoder(
+            **model_inputs(
+                encoder,
+                input_ids=encoded.input_ids,
+                attention_mask=encoded.attention_mask,
+                token_type_ids=encoded.token_type_ids,
+            ),
             output_hidden_states=True,
         )
-        vectors = out.hidden_states[index][0].float().numpy()  # (T, H)
+        vectors = out.hidden_states[index][0].float().cpu().numpy()  # (T, H)
     return TokenVectors(tokens=encoded.tokens, vectors=vectors, layer=index)
 
 
@@ -112,15 +122,18 @@ def _embed_loaded(
                 return_tensors="pt",
             )
             out = encoder(
-                encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
-                token_type_ids=encoded.get("token_type_ids"),
+                **model_inputs(
+                    encoder,
+                    input_ids=encoded["input_ids"],
+                    attention_mask=encoded["attention_mask"],
+                    token_type_ids=encoded.get("token_type_ids"),
+                )
             )
-            hidden = out.last_hidden_state.float()  # (B, T, H)
+            hidden = out.last_hidden_state.float().cpu()  # (B, T, H)
             if pooling == "cls":
                 vectors = hidden[:, 0]  # (B, H)
             elif pooling == "pooler":
-                vectors = out.pooler_output.float()  # (B, H)
+                vectors = out.pooler_output.float().cpu()  # (B, H)
             else:
                 weights = encoded["attention_mask"].float()  # (B, T)
                 if drop_specials:

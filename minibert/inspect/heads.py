@@ -43,7 +43,14 @@ import numpy as np
 import torch
 
 from minibert.inspect.heldout import check_texts, token_batches
-from minibert.inspect.sources import LoadedModel, ModelSource, encoder_of, evaluating, load_model
+from minibert.inspect.sources import (
+    LoadedModel,
+    ModelSource,
+    encoder_of,
+    evaluating,
+    load_model,
+    model_inputs,
+)
 
 __all__ = [
     "CLASS_THRESHOLDS",
@@ -152,12 +159,15 @@ def head_statistics(
             tokenizer, config, texts, batch_size=batch_size, max_length=max_length
         ):
             out = encoder(
-                batch.input_ids,
-                attention_mask=batch.attention_mask,
-                token_type_ids=batch.token_type_ids,
+                **model_inputs(
+                    encoder,
+                    input_ids=batch.input_ids,
+                    attention_mask=batch.attention_mask,
+                    token_type_ids=batch.token_type_ids,
+                ),
                 output_attentions=True,
             )
-            weights = torch.stack(out.attentions, dim=1).double()  # (B, L, nh, T, T)
+            weights = torch.stack(out.attentions, dim=1).double().cpu()  # (B, L, nh, T, T)
             _accumulate(weights, batch, cls_id, sep_id, tokenizer, vocab_punctuation, sums, counts)
     metrics = {name: (sums[name] / max(counts[name], 1)).numpy() for name in HEAD_METRICS}
     limits = {**CLASS_THRESHOLDS, **(thresholds or {})}
@@ -345,10 +355,13 @@ class _ClassificationMetric(_Evaluator):
         with evaluating(self.loaded.model):
             for encoded in self.batches:
                 out = self.loaded.model(
-                    encoded["input_ids"],
-                    attention_mask=encoded["attention_mask"],
-                    token_type_ids=encoded.get("token_type_ids"),
-                    head_mask=head_mask,
+                    **model_inputs(
+                        self.loaded.model,
+                        input_ids=encoded["input_ids"],
+                        attention_mask=encoded["attention_mask"],
+                        token_type_ids=encoded.get("token_type_ids"),
+                        head_mask=head_mask,
+                    )
                 )
                 predicted += out.logits.argmax(-1).tolist()
         if self.name == "macro-F1":
@@ -395,12 +408,16 @@ class _WordTagAccuracy(_Evaluator):
         with evaluating(self.loaded.model):
             for encoded, labels in self.batches:
                 out = self.loaded.model(
-                    encoded["input_ids"],
-                    attention_mask=encoded["attention_mask"],
-                    token_type_ids=encoded.get("token_type_ids"),
-                    head_mask=head_mask,
+                    **model_inputs(
+                        self.loaded.model,
+                        input_ids=encoded["input_ids"],
+                        attention_mask=encoded["attention_mask"],
+                        token_type_ids=encoded.get("token_type_ids"),
+                        head_mask=head_mask,
+                    )
                 )
-                correct += int(((out.logits.argmax(-1) == labels) & (labels != -100)).sum())
+                guess = out.logits.argmax(-1).cpu()  # (B, T)
+                correct += int(((guess == labels) & (labels != -100)).sum())
         return correct / max(self.count, 1)
 
 

@@ -17,7 +17,13 @@ import torch
 
 from minibert.inspect.cache import DiskCache
 from minibert.inspect.errors import InputTextError, UnsupportedModelError
-from minibert.inspect.sources import LoadedModel, ModelSource, evaluating, load_model
+from minibert.inspect.sources import (
+    LoadedModel,
+    ModelSource,
+    evaluating,
+    load_model,
+    model_inputs,
+)
 from minibert.inspect.tokens import EncodedText, encode_text
 
 __all__ = [
@@ -68,21 +74,23 @@ def masked_lm_logits(
     token_type_ids: torch.Tensor | None = None,
     head_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MLM logits (B, M, V) at ``positions`` (B, M): the one place inspect calls the MLM head.
-
-    (After the merge of ``minibert.functional`` the model's ``masked_positions`` contract is
-    unchanged, so this stays as it is.)
+    """MLM logits (B, M, V) at ``positions`` (B, M), float32 on the CPU: the one place inspect
+    calls the MLM head. Only those positions get vocabulary logits (``masked_positions``).
     """
     require_masked_lm(loaded)
     with evaluating(loaded.model):
         out = loaded.model(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            head_mask=head_mask,
-            masked_positions=positions,
+            **model_inputs(
+                loaded.model,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                head_mask=head_mask,
+                masked_positions=positions,
+            )
         )
-    return out.logits if hasattr(out, "logits") else out.prediction_logits
+        logits = out.logits if hasattr(out, "logits") else out.prediction_logits
+        return logits.float().cpu()
 
 
 def _guesses(

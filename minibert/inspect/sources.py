@@ -45,6 +45,7 @@ __all__ = [
     "evaluating",
     "load_model",
     "minilm_dir",
+    "model_inputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -479,6 +480,16 @@ def load_model(
 # --------------------------------------------------------------------------------------------
 # Running a model without changing it
 # --------------------------------------------------------------------------------------------
+
+
+def model_inputs(model: torch.nn.Module, **tensors: torch.Tensor | None) -> dict[str, Any]:
+    """``tensors`` moved to the model's device (a model in memory may sit on a GPU); None
+    values stay None. Results are brought back with ``.cpu()`` where they become numpy."""
+    device = next(model.parameters()).device
+    return {
+        name: tensor.to(device) if isinstance(tensor, torch.Tensor) else tensor
+        for name, tensor in tensors.items()
+    }
 
 
 def encoder_of(model: torch.nn.Module) -> torch.nn.Module:
