@@ -12,7 +12,6 @@ import math
 import re
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,16 @@ import pytest
 from minibert import viz
 from minibert.inspect.attention import AttentionResult
 from minibert.inspect.checkpoints import AttentionOverTraining, CheckpointInfo
+from minibert.inspect.embeddings import EmbeddingProjection
+from minibert.inspect.heads import AblationResult, AttentionComparison, HeadStats
+from minibert.inspect.masking import MaskingLabResult
+from minibert.inspect.predictions import FillMaskOverTraining, FillMaskResult, TokenGuess
 from minibert.inspect.sources import ModelSource
 from minibert.viz import FigureInputError
 from minibert.viz._image import LEVELS, quantize
 
 # --------------------------------------------------------------------------------------------
-# Sample objects (the contract's field names; real inspect classes where they have landed)
+# Sample objects: inspect's own result classes, filled with small made-up numbers
 # --------------------------------------------------------------------------------------------
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]", "it", "slept", "[SEP]"]
@@ -80,35 +83,15 @@ def sample_over_training(steps=(10, 20, 30)) -> AttentionOverTraining:
     return AttentionOverTraining(checkpoints=checkpoints, results=results)
 
 
-@dataclass
-class SampleHeadStats:
-    metrics: dict
-    classes: np.ndarray
-    thresholds: dict
-    num_sentences: int
-    source: ModelSource = SOURCE
-
-
-def sample_head_stats(layers=2, heads=3) -> SampleHeadStats:
+def sample_head_stats(layers=2, heads=3) -> HeadStats:
     names = ("previous-token", "next-token", "self", "delimiter", "broad", "mixed")
     classes = np.array([[names[(i * heads + j) % 6] for j in range(heads)] for i in range(layers)])
     rng = np.random.default_rng(1)
     metrics = {m: rng.random((layers, heads)) for m in ("entropy", "previous", "next", "sep")}
-    return SampleHeadStats(metrics, classes, {"previous": 0.5}, num_sentences=20)
+    return HeadStats(metrics, classes, {"previous": 0.5}, num_sentences=20, source=SOURCE)
 
 
-@dataclass
-class SampleAblation:
-    metric_name: str
-    baseline: float
-    scores: np.ndarray
-    rows: list
-    chosen: tuple = ()
-    chosen_score: float | None = None
-    source: ModelSource = SOURCE
-
-
-def sample_ablation() -> SampleAblation:
+def sample_ablation() -> AblationResult:
     scores = np.array([[0.50, 0.42, 0.55], [0.30, 0.49, 0.51]])
     rows = sorted(
         [
@@ -118,64 +101,30 @@ def sample_ablation() -> SampleAblation:
         ],
         key=lambda r: r[3],
     )
-    return SampleAblation("masked-token accuracy", 0.5, scores, rows, ((1, 0), (0, 1)), 0.21)
+    return AblationResult(
+        "masked-token accuracy", 0.5, scores, rows, ((1, 0), (0, 1)), 0.21, source=SOURCE
+    )
 
 
-@dataclass
-class TokenGuess:
-    token: str
-    token_id: int
-    probability: float
-
-
-@dataclass
-class SampleFillMask:
-    text: str
-    tokens: list
-    mask_positions: list
-    guesses: list
-    source: ModelSource = SOURCE
-
-
-@dataclass
-class SampleFillMaskOverTraining:
-    checkpoints: list
-    results: list
-
-
-def sample_fill_mask(words=("the", "mat", ",")) -> SampleFillMask:
+def sample_fill_mask(words=("the", "mat", ",")) -> FillMaskResult:
     tokens = ["[CLS]", "the", "cat", "sat", "on", "the", "[MASK]", ".", "[SEP]"]
     guesses = [
         [TokenGuess(w, i, p) for i, (w, p) in enumerate(zip(words, (0.5, 0.3, 0.1), strict=True))]
     ]
-    return SampleFillMask("the cat sat on the [MASK].", tokens, [6], guesses)
+    return FillMaskResult("the cat sat on the [MASK].", tokens, [6], guesses, SOURCE)
 
 
-def sample_fill_mask_over_training() -> SampleFillMaskOverTraining:
+def sample_fill_mask_over_training() -> FillMaskOverTraining:
     over = sample_over_training()
     results = [
         sample_fill_mask(w)
         for w in (("the", ",", "."), ("the", "mat", ","), ("mat", "floor", "bed"))
     ]
-    return SampleFillMaskOverTraining(over.checkpoints, results)
+    return FillMaskOverTraining(over.checkpoints, results)
 
 
-@dataclass
-class SampleMaskingLab:
-    tokens: list
-    inputs: list
-    kind: list
-    predictions: list
-    losses: list
-    correct: list
-    accuracy_by_kind: dict
-    count_by_kind: dict
-    seed: int = 0
-    source: ModelSource = SOURCE
-
-
-def sample_masking_lab() -> SampleMaskingLab:
-    return SampleMaskingLab(
+def sample_masking_lab() -> MaskingLabResult:
+    return MaskingLabResult(
         tokens=["[CLS]", "the", "cat", "sat", "down", "[SEP]"],
         inputs=["[CLS]", "the", "[MASK]", "sat", "blue", "[SEP]"],
         kind=["none", "none", "mask", "kept", "random", "none"],
@@ -184,28 +133,16 @@ def sample_masking_lab() -> SampleMaskingLab:
         correct=[None, None, False, True, True, None],
         accuracy_by_kind={"mask": 0.0, "random": 1.0, "kept": 1.0, "all": 2 / 3},
         count_by_kind={"mask": 1, "random": 1, "kept": 1, "all": 3},
+        seed=0,
+        source=SOURCE,
     )
 
 
-@dataclass
-class SampleProjection:
-    labels: list
-    vectors: np.ndarray
-    points: np.ndarray
-    method: str = "pca"
-
-
-def sample_projection() -> SampleProjection:
+def sample_projection() -> EmbeddingProjection:
     points = np.array([[0.0, 1.0], [1.0, 0.5], [np.nan, 0.0], [2.0, 2.0]])
-    return SampleProjection(["cat", "dog", "car", "bus"], np.zeros((4, 8)), points)
-
-
-@dataclass
-class SampleComparison:
-    a: AttentionResult
-    b: AttentionResult
-    difference: np.ndarray
-    measure: str = "mean |a - b|"
+    return EmbeddingProjection(
+        ["cat", "dog", "car", "bus"], np.zeros((4, 8)), points, "pca", [0.6, 0.25]
+    )
 
 
 def sample_runs() -> dict:
@@ -242,7 +179,9 @@ def sample_runs() -> dict:
 def every_figure() -> dict[str, go.Figure]:
     """One figure of every kind, from the samples above."""
     result = sample_attention(truncated=True)
-    comparison = SampleComparison(result, sample_attention(seed=3), np.random.rand(2, 3))
+    comparison = AttentionComparison(
+        result, sample_attention(seed=3), np.random.rand(2, 3), np.random.rand(2, 3)
+    )
     return {
         "attention_heatmap": viz.attention_heatmap(result, 0, 1),
         "model_view": viz.model_view(result),
@@ -571,7 +510,16 @@ def test_ablation_chart_shows_changes_and_the_costliest_heads():
     assert list(bars.x) == pytest.approx([-20.0, -8.0, -1.0])
     assert "percentage points" in fig.layout.xaxis2.title.text
     assert "L1 H0, L0 H1 off together: 21.00 (-29.00)" in subtitle(fig)
+    assert "⚠" not in subtitle(fig)
     assert "baseline 50.00%" in fig.layout.title.text
+
+
+def test_ablation_chart_of_a_loss_ranks_the_largest_rise_first():
+    scores = np.array([[2.0, 2.5, 1.9], [3.0, 2.1, 2.0]])
+    loss = AblationResult("masked-token loss", 2.0, scores, [], higher_is_better=False)
+    fig = viz.ablation_chart(loss, top=2)
+    assert list(fig.data[1].y) == ["L1 H0", "L0 H1"]  # +1.0, +0.5
+    assert "percentage" not in fig.layout.xaxis2.title.text
 
 
 def test_ablation_chart_notes_nan_scores():
@@ -663,7 +611,7 @@ def test_masking_lab_table_rows_coloured_by_kind():
         "[MASK] 0% of 1" in fig.layout.title.text
         and "all selected 67% of 3" in fig.layout.title.text
     )
-    assert "seed 0" in subtitle(fig)
+    assert "seed 0, 15% of tokens selected" in subtitle(fig)
 
 
 def test_embedding_scatter_groups_and_drops_nan_points_with_a_note():
@@ -671,7 +619,7 @@ def test_embedding_scatter_groups_and_drops_nan_points_with_a_note():
     assert [t.name for t in fig.data] == ["a", "b"]
     assert list(fig.data[1].text) == ["bus"]  # "car" has a NaN coordinate
     assert "1 point(s) with NaN" in subtitle(fig)
-    assert fig.layout.xaxis.title.text.startswith("PCA 1")
+    assert fig.layout.xaxis.title.text == "PCA 1 (no unit, 60% of variance)"
     with pytest.raises(FigureInputError, match="groups has 1 entries for 4 points"):
         viz.embedding_scatter(sample_projection(), groups=["a"])
 

@@ -425,12 +425,12 @@ def head_view(
     traces.append(
         dict(
             type="scatter",
-            x=[-0.04],
+            x=[0.0],
             y=[None],
             mode="markers",
             showlegend=False,
             hoverinfo="skip",
-            marker=dict(symbol="triangle-right", size=theme.marker_size + 4, color="#222"),
+            marker=dict(symbol="circle", size=theme.marker_size, color="#222"),
         )
     )
 

@@ -131,14 +131,20 @@ def _as_percent(values: np.ndarray, baseline: float) -> bool:
 def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
     """What switching off each head costs: a layers x heads map of the change in the metric,
     and the ``top`` heads whose removal hurts most as bars (Michel et al. 2019, "Are Sixteen
-    Heads Really Better than One?", Section 3: one head masked at a time)."""
+    Heads Really Better than One?", Section 3: one head masked at a time).
+
+    Metrics in [0, 1] (accuracy, F1) are shown in percent; for a loss
+    (``higher_is_better=False``) the costliest heads are those whose removal raises it most.
+    """
     scores = np.asarray(result.scores, dtype=float)
     if scores.ndim != 2:
         raise FigureInputError(f"result.scores must be (layers, heads), got shape {scores.shape}")
     if top < 1:
         raise FigureInputError(f"top must be at least 1, got {top}")
     baseline = float(result.baseline)
-    percent = _as_percent(scores, baseline)
+    # For a loss, removing a head hurts when the score goes up.
+    higher_is_better = bool(getattr(result, "higher_is_better", True))
+    percent = higher_is_better and _as_percent(scores, baseline)
     factor = 100.0 if percent else 1.0
     unit = " (percentage points)" if percent else ""
     delta = (scores - baseline) * factor  # (L, nh)
@@ -162,15 +168,28 @@ def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
             customdata=scores * factor,
             hovertemplate="layer %{y}, head %{x}<br>score %{customdata:.2f}<br>"
             "change %{z:+.2f}<extra></extra>",
+            # Numbers in the cells when there is room for them (up to BERT-base's 12 x 12).
+            texttemplate="%{z:+.1f}" if layers * heads <= 144 else None,
             xgap=1,
             ygap=1,
-            colorbar=dict(title=dict(text=f"change{unit}", side="top"), x=0.56, len=0.9),
+            # A horizontal colour bar under the map keeps clear of the bar chart's labels.
+            colorbar=dict(
+                title=dict(text=f"change{unit}", side="top"),
+                orientation="h",
+                x=0.31,
+                xanchor="center",
+                y=-0.32,
+                len=0.5,
+                thickness=14,
+            ),
         ),
         row=1,
         col=1,
     )
     _grid_axes(fig, layers, heads, row=1, col=1)
-    order = [i for i in np.argsort(delta, axis=None) if np.isfinite(delta.flat[i])][:top]
+    harm = -delta if higher_is_better else delta  # larger = removing the head hurts more
+    order = [i for i in np.argsort(-harm, axis=None, kind="stable") if np.isfinite(harm.flat[i])]
+    order = order[:top]
     names = [f"L{i // heads} H{i % heads}" for i in order]
     fig.add_trace(
         go.Bar(
@@ -188,11 +207,12 @@ def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
     fig.update_xaxes(title_text=f"change in {result.metric_name}{unit}", row=1, col=2)
 
     notes = [nan_note(scores, "score")]
+    info = ""
     chosen = tuple(getattr(result, "chosen", ()) or ())
     chosen_score = getattr(result, "chosen_score", None)
     if chosen and chosen_score is not None:
         heads_text = ", ".join(f"L{layer} H{head}" for layer, head in chosen)
-        notes.append(
+        info = (
             f"{heads_text} off together: {chosen_score * factor:.2f} "
             f"({(chosen_score - baseline) * factor:+.2f})"
         )
@@ -208,10 +228,11 @@ def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
         fig,
         title,
         notes,
-        width=int(max(900, heads * theme.cell_px * 0.8 + 700)),
-        height=int(max(480, layers * theme.cell_px * 0.75 + 260)),
+        width=int(max(1000, heads * theme.cell_px * 0.8 + 760)),
+        height=int(max(560, layers * theme.cell_px * 0.75 + 360)),
         kind="ablation_chart",
-    )
+        info=info,
+    ).update_layout(margin=dict(b=170, r=60))
 
 
 def attention_difference(comparison: Any) -> go.Figure:

@@ -79,10 +79,14 @@ def masking_lab_table(result: Any) -> go.Figure:
             parts.append(f"{name} {accuracy:.0%} of {result.count_by_kind[kind]}")
     label = source_label(result)
     title = "Masking lab: " + (" · ".join(parts) if parts else "no token selected")
-    notes = (
-        [] if any(k != "none" for k in result.kind) else ["no token was selected; try another seed"]
-    )
-    info = f"seed {result.seed}" + (f", {label}" if label else "")
+    notes = []
+    if not any(k != "none" for k in result.kind):
+        notes.append("no token was selected; try another seed")
+    if getattr(result, "truncated", False):
+        notes.append(f"text truncated to {count} tokens")
+    rate = getattr(result, "mlm_probability", None)
+    info = f"seed {result.seed}" + (f", {rate:.0%} of tokens selected" if rate else "")
+    info += f", {label}" if label else ""
     return finish(
         fig,
         title,
@@ -133,8 +137,10 @@ def embedding_scatter(
         )
     dropped = int((~finite).sum())
     notes = [f"{dropped} point(s) with NaN coordinates left out"] if dropped else []
-    fig.update_xaxes(title_text=f"{method} 1 (no unit: a projection)", zeroline=False)
-    fig.update_yaxes(title_text=f"{method} 2 (no unit: a projection)", zeroline=False)
+    explained = getattr(projection, "explained_variance", None) or []
+    for axis, update in enumerate((fig.update_xaxes, fig.update_yaxes)):
+        share = f", {explained[axis]:.0%} of variance" if len(explained) > axis else ""
+        update(title_text=f"{method} {axis + 1} (no unit{share})", zeroline=False)
     return finish(
         fig,
         f"Embeddings in 2-D ({method}, {len(labels)} points)",
@@ -218,10 +224,11 @@ def fill_mask_chart(result: Any) -> go.Figure:
     fig.update_yaxes(autorange="reversed", title_text="guess (per [MASK])")
     rows = sum(len(g) for g in result.guesses)
     label = source_label(result)
+    truncated = getattr(result, "truncated", False)
     return finish(
         fig,
         f"Fill-mask: “{result.text}”" + (f" ({label})" if label else ""),
-        [],
+        ["text truncated to the model's length"] if truncated else [],
         width=820,
         height=int(rows * theme.font_size * 2.2 + 240),
         kind="fill_mask_chart",

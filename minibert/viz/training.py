@@ -271,10 +271,11 @@ def fill_mask_over_training(over: Any, *, top_k: int | None = None) -> go.Figure
     fig.update_annotations(font_size=theme.font_size)
     text = getattr(results[0], "text", "")
     cell_w = max(theme.tick_size * 6, 70)
+    truncated = any(getattr(r, "truncated", False) for r in results)
     return finish(
         fig,
         f"Fill-mask over training: “{text}”",
-        [],
+        ["text truncated to the model's length"] if truncated else [],
         width=int(max(700, len(results) * cell_w + 260)),
         height=int(len(positions) * (k * theme.tick_size * 2.6 + 90) + 240),
         kind="fill_mask_over_training",
