@@ -29,13 +29,13 @@ MIN_WORDS, MAX_WORDS = 6, 60  # skip headings and run-on fragments
 
 @functools.lru_cache(maxsize=4)
 def _all_heldout_sentences() -> tuple[str, ...]:
-    from minibert.data.corpora import _read_legacy_text, gensim_test_data
+    from minibert.data.tasks import load_similarity_benchmark
     from minibert.data.text import split_sentences
 
-    text = _read_legacy_text(gensim_test_data(HELDOUT_FILE))
+    documents = load_similarity_benchmark("lee").documents or []  # lee.cor, one per line
     sentences = []
-    for line in text.splitlines():
-        for sentence in split_sentences(line):
+    for document in documents:
+        for sentence in split_sentences(document):
             if MIN_WORDS <= len(sentence.split()) <= MAX_WORDS:
                 sentences.append(sentence)
     return tuple(sentences)
