@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from minibert.inspect import (
     ModelSourceError,
@@ -107,3 +108,24 @@ def test_cache_is_keyed_on_mtime_and_text(micro_run, tmp_path):
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     attention_over_training(run, TEXT, cache_dir=cache)
     assert len(list(cache.glob("*.npz"))) == 13  # the rewritten checkpoint was recomputed
+
+
+def test_checkpoints_load_exactly_what_from_pretrained_loads(micro_run):
+    from minibert.heads import BertForMaskedLM
+
+    for step in (2, 12):
+        path = micro_run / "checkpoints" / f"step-{step:06d}"
+        ours = load_model(path).model  # built from the run's per-config template
+        reference = BertForMaskedLM.from_pretrained(path)
+        assert type(ours) is BertForMaskedLM and not ours.training
+        expected = reference.state_dict()
+        got = ours.state_dict()
+        assert got.keys() == expected.keys()
+        for name, tensor in expected.items():
+            assert torch.equal(got[name], tensor), name
+    first, last = load_model(micro_run, checkpoint=2), load_model(micro_run, checkpoint=12)
+    assert first.model is not last.model  # copies, not one template shared
+
+
+def test_load_model_head_property(micro_run):
+    assert load_model(micro_run).head == "masked-lm" and load_model(micro_run).has_mlm_head
