@@ -68,6 +68,9 @@ def test_partial_checkpoint_and_empty_run(micro_run, tmp_path):
         attention_over_training(run, TEXT, cache_dir=tmp_path / "cache")
     with pytest.raises(NoCheckpointsError, match="no weights yet"):
         load_model(run)
+    (run / "fold-0").mkdir()  # a cross-validation run keeps its models in fold-<k>/ runs
+    with pytest.raises(ModelSourceError, match="cross-validation run.*fold-0"):
+        load_model(run)
     with pytest.raises(ModelSourceError, match="not a minibert run"):
         list_checkpoints(tmp_path / "cache")
 

@@ -163,6 +163,12 @@ def _choose_in_run(run: Path, checkpoint: int | str | None) -> Path:
         if (run / "final" / "config.json").is_file():
             return run / "final"
         found = _complete_checkpoints(run)
+        folds = sorted(p.name for p in run.glob("fold-*") if p.is_dir())
+        if not found and folds:
+            raise ModelSourceError(
+                f"{run} is a cross-validation run: each fold is a run of its own; pick one, "
+                f"e.g. {run / folds[0]}"
+            )
         if not found:
             raise NoCheckpointsError(
                 f"{run} is a run with no weights yet (no final/ and no complete "
