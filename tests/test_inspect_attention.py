@@ -139,3 +139,10 @@ def test_bad_sources(tmp_path, minilm_model):
         load_model(gpt)
     with pytest.raises(ModelSourceError, match="needs a run directory"):
         load_model("minilm", checkpoint=5)
+
+
+def test_mask_token_counts_as_a_word_not_a_frame(minilm_model):
+    result = attention(minilm_model, "The [MASK] sat down.")
+    position = result.tokens.index("[MASK]")
+    assert not result.special_mask[position]
+    assert result.words[result.word_ids[position]] == "[MASK]"

@@ -18,7 +18,7 @@ import torch
 
 from minibert.config import BertConfig
 from minibert.inspect.errors import InputTextError
-from minibert.inspect.tokens import model_max_length
+from minibert.inspect.tokens import model_max_length, structural_token_ids
 
 __all__ = ["HELDOUT_FILE", "TokenBatch", "heldout_sentences", "token_batches"]
 
@@ -82,7 +82,7 @@ def token_batches(
 ) -> Iterator[TokenBatch]:
     """The texts as padded batches, each text cut to ``max_length`` (and the model's length)."""
     limit = model_max_length(config, tokenizer, max_length)
-    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    special_ids = torch.tensor(sorted(structural_token_ids(tokenizer)))
     for start in range(0, len(texts), batch_size):
         encoded = tokenizer(
             list(texts[start : start + batch_size]),

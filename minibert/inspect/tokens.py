@@ -15,7 +15,7 @@ import torch
 from minibert.config import BertConfig
 from minibert.inspect.errors import InputTextError
 
-__all__ = ["EncodedText", "encode_text", "model_max_length"]
+__all__ = ["EncodedText", "encode_text", "model_max_length", "structural_token_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ class EncodedText:
     special_mask: list[bool]
     truncated: bool
     num_tokens_before_truncation: int
+
+
+def structural_token_ids(tokenizer: Any) -> set[int]:
+    """Ids of [CLS], [SEP] and [PAD]: the tokens that frame the text rather than belong to it
+    ([MASK] and [UNK] stand for words, so figures keep them)."""
+    ids = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+    return {token_id for token_id in ids if token_id is not None}
 
 
 def model_max_length(config: BertConfig, tokenizer: Any, max_length: int | None = None) -> int:
@@ -115,7 +122,7 @@ def encode_text(
     for key in order:  # dicts keep insertion order: words in reading order
         start, end = spans[key]
         words.append(texts[key[0]][start:end])
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = structural_token_ids(tokenizer)
     ids = input_ids[0].tolist()
     return EncodedText(
         input_ids=input_ids,
