@@ -403,6 +403,19 @@ def test_model_view_is_one_image_of_every_head():
     assert colour_bar.marker.cmax == pytest.approx(top)
 
 
+def test_model_view_pools_long_texts_keeping_the_strongest_weight():
+    tokens = ["[CLS]"] + [f"w{i}" for i in range(126)] + ["[SEP]"]  # 128 tokens
+    result = sample_attention(tokens, 1, 1)
+    result.attentions[0, 0] = 0.0
+    result.attentions[0, 0, 40, 41] = 1.0  # one strong weight, alone in its 2 x 2 block
+    fig = viz.model_view(result)
+    levels, _ = decode_png(fig.data[0].source)
+    assert levels.shape == (64, 64)  # 128 tokens -> 64 blocks of 2 x 2, one pixel each
+    assert levels[20, 20] == LEVELS - 1 and (np.delete(levels.ravel(), 20 * 64 + 20) == 0).all()
+    assert "2 x 2 token blocks shown by their largest weight" in subtitle(fig)
+    assert "token blocks" not in subtitle(viz.model_view(sample_attention()))
+
+
 def test_model_view_of_72_heads_by_128_tokens_stays_small():
     tokens = ["[CLS]"] + [f"w{i % 50}" for i in range(126)] + ["[SEP]"]
     fig = viz.model_view(sample_attention(tokens, 6, 12))

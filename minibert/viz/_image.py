@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import struct
 import zlib
 
@@ -20,9 +21,11 @@ from plotly.colors import get_colorscale, sample_colorscale
 # Colour levels for values; palette index LEVELS is the background (the gaps between maps).
 # 64 levels are steps of 1/63 of the scale, finer than a reader tells apart on viridis, and
 # compress much better than 255: measured on the 128-token MiniLM model view (72 heads), the
-# PNG is 109 KB at 64 levels against 296 KB at 255 (zlib level 6), in 0.10 s against 0.26 s.
+# PNG is 109 KB at 64 levels against 296 KB at 255 (zlib level 6).
 LEVELS = 64
-COMPRESSION = 6
+# zlib level 4: on the same (pooled) model view 79 KB in 11 ms, against 71 KB in 83 ms at
+# level 6 and 90 KB in 8 ms at level 1.
+COMPRESSION = 4
 BACKGROUND = (255, 255, 255)
 
 
@@ -35,6 +38,23 @@ def palette(colorscale: str) -> np.ndarray:
     table[:LEVELS] = np.round(np.asarray(colours) * 255.0).astype(np.uint8)
     table[LEVELS] = BACKGROUND
     return table
+
+
+def max_pool(maps: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink the last two axes ``factor`` times, keeping each block's largest weight.
+
+    The maximum, not the mean, so that one strong weight (a previous-token diagonal, a [SEP]
+    column) stays as bright in the small map as in the full one.
+    """
+    if factor <= 1:
+        return maps
+    t = maps.shape[-1]
+    size = math.ceil(t / factor) * factor
+    padded = np.zeros((*maps.shape[:-2], size, size), dtype=maps.dtype)
+    padded[..., :t, :t] = maps
+    # Two reductions over one axis each: much faster than one over two strided axes.
+    rows = padded.reshape(*maps.shape[:-2], size // factor, factor, size).max(axis=-2)
+    return rows.reshape(*maps.shape[:-2], size // factor, size // factor, factor).max(axis=-1)
 
 
 def quantize(values: np.ndarray, zmax: float) -> np.ndarray:

@@ -30,7 +30,14 @@ from minibert.viz._common import (
     token_ticks,
     visible_positions,
 )
-from minibert.viz._image import grid_of_maps, indexed_png, palette, png_data_uri, quantize
+from minibert.viz._image import (
+    grid_of_maps,
+    indexed_png,
+    max_pool,
+    palette,
+    png_data_uri,
+    quantize,
+)
 from minibert.viz.theme import ATTENTION_SCALE, HEAD_COLOURS, current_theme
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +170,7 @@ def _head_summaries(
     weight, and the mean row entropy (nats): the features Clark et al. (2019) sort heads by.
     """
     tokens_n = attentions.shape[-1]
-    weights = attentions.astype(np.float64)
+    weights = np.asarray(attentions, dtype=np.float32)  # float32 is plenty for 2 decimals
     previous = (
         np.diagonal(weights, offset=-1, axis1=2, axis2=3).mean(-1)
         if tokens_n > 1
@@ -191,15 +198,25 @@ def _head_summaries(
     return texts
 
 
-def _grid_image(maps: np.ndarray, zmax: float) -> tuple[str, _Grid]:
-    """The (L, nh, t, t) maps as one PNG data URI, and where each map sits."""
+# The largest side, in image pixels, of one head's map. A model view is looked at as a whole
+# (12 maps across a screen leaves each about 80 px), so longer texts are max-pooled down to it:
+# 72 heads of 128 tokens at full size make a 180 KB PNG, pooled 2 x 2 a 50 KB one (measured
+# on a 128-token MiniLM text), which keeps the page, plotly.js included, under 5 MB.
+MAX_CELL_PX = 100
+
+
+def _grid_image(maps: np.ndarray, zmax: float) -> tuple[str, _Grid, int]:
+    """The (L, nh, t, t) maps as one PNG data URI, where each map sits, and the pooling."""
     theme = current_theme()
     layers, heads, t, _ = maps.shape
+    pool = max(1, math.ceil(t / MAX_CELL_PX))
+    maps = max_pool(maps, pool)  # (L, nh, t / pool, t / pool)
+    t = maps.shape[-1]
     scale = max(1, math.ceil(theme.cell_px / max(t, 1)))
     cell = t * scale
     grid = _Grid(layers, heads, cell, max(3, cell // 10))
     image = grid_of_maps(quantize(maps, zmax), scale, grid.gap)
-    return png_data_uri(indexed_png(image, palette(ATTENTION_SCALE))), grid
+    return png_data_uri(indexed_png(image, palette(ATTENTION_SCALE))), grid, pool
 
 
 def _model_view_traces(uri: str, grid: _Grid, hover: list[list[str]], zmax: float) -> list:
@@ -270,6 +287,13 @@ def _model_view_layout(grid: _Grid) -> tuple[dict, int, int]:
     return dict(xaxis=xaxis, yaxis=yaxis), *size
 
 
+def _model_view_info(pool: int) -> str:
+    info = "in each map rows are queries, columns keys; hover a map for what the head does"
+    if pool > 1:
+        info += f"; {pool} x {pool} token blocks shown by their largest weight"
+    return info
+
+
 def model_view(result: Any, *, hide_special: bool = False, zmax: float | None = None) -> go.Figure:
     """Every layer x head as a grid of small attention maps (rows = layers, columns = heads).
 
@@ -284,7 +308,7 @@ def model_view(result: Any, *, hide_special: bool = False, zmax: float | None = 
     positions = visible_positions(result, hide_special)
     maps = attentions[:, :, positions][:, :, :, positions]  # (L, nh, t, t)
     top = float(zmax) if zmax is not None else float(np.nanmax(maps, initial=0.0)) or 1.0
-    uri, grid = _grid_image(maps, top)
+    uri, grid, pool = _grid_image(maps, top)
     hover = _head_summaries(attentions, list(result.tokens), list(result.special_mask))
     layout, width, height = _model_view_layout(grid)
     label = source_label(result)
@@ -293,7 +317,16 @@ def model_view(result: Any, *, hide_special: bool = False, zmax: float | None = 
     )
     notes = attention_notes(result, hide_special)
     traces = _model_view_traces(uri, grid, hover, top)
-    return compose(traces, layout, title, notes, width=width, height=height, kind="model_view")
+    return compose(
+        traces,
+        layout,
+        title,
+        notes,
+        width=width,
+        height=height,
+        kind="model_view",
+        info=_model_view_info(pool),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -560,6 +593,7 @@ def attention_over_training(
     step_names = [f"{c.step:,}" for c in checkpoints]
     labels = [first.tokens[i] for i in positions]
 
+    pool = 1
     if one_head:
         traces = [_head_heatmap_trace(stacked[-1, 0, 0], labels, top)]
         side = _heatmap_side_px(len(labels))
@@ -571,7 +605,7 @@ def attention_over_training(
     else:
         hovers, uris, grid = [], [], None
         for s, result in zip(stacked, results, strict=True):
-            uri, grid = _grid_image(s, top)
+            uri, grid, pool = _grid_image(s, top)
             uris.append(uri)
             tokens, special = list(result.tokens), list(result.special_mask)
             hovers.append(_head_summaries(attention_array(result), tokens, special))
@@ -605,5 +639,12 @@ def attention_over_training(
         title += f", {label}"
     notes = attention_notes(first, hide_special)
     return compose(
-        traces, layout, title, notes, width=width, height=height, kind="attention_over_training"
+        traces,
+        layout,
+        title,
+        notes,
+        width=width,
+        height=height,
+        kind="attention_over_training",
+        info="" if one_head else _model_view_info(pool),
     )
