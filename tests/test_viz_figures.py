@@ -412,7 +412,7 @@ def test_model_view_pools_long_texts_keeping_the_strongest_weight():
     levels, _ = decode_png(fig.data[0].source)
     assert levels.shape == (64, 64)  # 128 tokens -> 64 blocks of 2 x 2, one pixel each
     assert levels[20, 20] == LEVELS - 1 and (np.delete(levels.ravel(), 20 * 64 + 20) == 0).all()
-    assert "2 x 2 token blocks shown by their largest weight" in subtitle(fig)
+    assert "2 x 2 token blocks, largest weight shown" in subtitle(fig)
     assert "token blocks" not in subtitle(viz.model_view(sample_attention()))
 
 

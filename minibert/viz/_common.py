@@ -159,11 +159,12 @@ def compose(
         meta=dict(minibert_figure=kind, notes=shown),
     )
     if shown or info:
-        layout["margin"] = {**layout.get("margin", {}), "t": _top_margin()}
+        margin = layout.get("margin", {})
+        layout["margin"] = {**margin, "t": max(margin.get("t", 0), top_margin())}
     return go.Figure(data=list(data), layout=layout, _validate=False)
 
 
-def _top_margin() -> int:
+def top_margin() -> int:
     theme = current_theme()
     return theme.title_size * 2 + theme.font_size * 3 + 20
 
@@ -196,5 +197,5 @@ def finish(
         meta=dict(minibert_figure=kind, notes=shown),
     )
     if shown or info:
-        fig.update_layout(margin=dict(t=_top_margin()))
+        fig.update_layout(margin=dict(t=top_margin()))
     return fig

@@ -28,6 +28,7 @@ from minibert.viz._common import (
     compose,
     source_label,
     token_ticks,
+    top_margin,
     visible_positions,
 )
 from minibert.viz._image import (
@@ -283,14 +284,16 @@ def _model_view_layout(grid: _Grid) -> tuple[dict, int, int]:
     # Draw the image at most 1 image pixel per screen pixel, at least cell_px per map.
     plot_width = min(grid.width, max(900, grid.heads * theme.cell_px))
     plot_height = plot_width * grid.height / grid.width
-    size = int(plot_width + 220), int(plot_height + 140 + theme.title_size * 3)
-    return dict(xaxis=xaxis, yaxis=yaxis), *size
+    # Head numbers and their axis title sit above the maps, under the title and subtitle.
+    top = top_margin() + theme.tick_size * 2 + theme.font_size * 2
+    size = int(plot_width + 220), int(plot_height + 60 + top)
+    return dict(xaxis=xaxis, yaxis=yaxis, margin=dict(t=top)), *size
 
 
 def _model_view_info(pool: int) -> str:
-    info = "in each map rows are queries, columns keys; hover a map for what the head does"
+    info = "rows: queries, columns: keys; hover a map for what the head does"
     if pool > 1:
-        info += f"; {pool} x {pool} token blocks shown by their largest weight"
+        info += f" · {pool} x {pool} token blocks, largest weight shown"
     return info
 
 
@@ -491,7 +494,8 @@ def head_view(
                 args=[{"y": [*ys, [-float(query)]]}, targets],
             )
         )
-    plot_height = max(300, count * theme.tick_size * 1.7)
+    # Tall enough for the tokens, and for the legend's one line per head.
+    plot_height = max(300, count * theme.tick_size * 1.7, len(chosen) * theme.font_size * 1.6 + 80)
     layout = dict(
         sliders=[
             dict(
