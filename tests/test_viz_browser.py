@@ -116,3 +116,25 @@ def test_a_cdn_page_is_caught_by_the_offline_browser(offline_page, tmp_path):
     offline_page.page.wait_for_timeout(500)
     assert any("cdn.plot.ly" in url for url in offline_page.blocked_requests)
     assert _drawn(offline_page.page) == 0
+
+
+def test_checkpoint_slider_swaps_the_model_view_picture(offline_page, tmp_path):
+    from test_viz_figures import sample_over_training
+
+    fig = viz.attention_over_training(sample_over_training())
+    _open(offline_page, viz.to_html(fig, tmp_path / "over.html"))
+    page = offline_page.page
+    href = "() => document.querySelector('.imagelayer image').getAttribute('href')"
+    last = page.evaluate(href)
+    # What a click on the slider's first step does: apply that step's restyle.
+    page.evaluate(
+        """() => { const gd = document.querySelector('.js-plotly-plot');
+                   const step = gd.layout.sliders[0].steps[0];
+                   return Plotly.restyle(gd, step.args[0], step.args[1]); }"""
+    )
+    first = page.evaluate(href)
+    assert first != last and first == fig.layout.sliders[0].steps[0].args[0]["source"][0]
+    hover = page.evaluate("() => document.querySelector('.js-plotly-plot').data[1].text[0][0]")
+    expected = fig.layout.sliders[0].steps[0].args[0]["text"][1][1][2]
+    assert hover == expected and expected != fig.data[1].text[1][2]  # step 10's head summary
+    offline_page.assert_clean()
