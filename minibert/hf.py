@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from minibert.config import BertConfig
+from minibert.config import ATTN_IMPLEMENTATIONS, BertConfig
 
 if TYPE_CHECKING:
     from minibert.model import BertPreTrainedModel
@@ -310,6 +310,10 @@ def from_hf(model_or_path: Any) -> BertPreTrainedModel:
         )
     class_name = _supported_class_name(transformers, hf_model)
     config = BertConfig.from_dict(hf_model.config.to_dict(), strict=False)
+    # transformers keeps the kernel out of to_dict(); carry it over when minibert has it.
+    kernel = getattr(hf_model.config, "_attn_implementation", None)
+    if kernel in ATTN_IMPLEMENTATIONS:
+        config = config.replace(attn_implementation=kernel)
     if class_name == "BertModel":
         model = _minibert_class(class_name)(config, add_pooling_layer=hf_model.pooler is not None)
     else:
@@ -326,7 +330,7 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
     """The same model as a `transformers` object of the same class name, with the same weights.
 
     ``attn_implementation`` is passed to `transformers` (e.g. ``"eager"`` to get attention
-    weights from it). The result is in the same train/eval mode, dtype and device as ``model``.
+    weights from it); by default the model's ``config.attn_implementation``. The result is in the same train/eval mode, dtype and device as ``model``.
     """
     import transformers
 
@@ -339,7 +343,7 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
         raise ValueError(f"to_hf converts {', '.join(SUPPORTED_CLASSES)}; got {class_name}.")
     hf_config = transformers.BertConfig(**hf_config_kwargs(model.config))
     if attn_implementation is not None:
-        hf_config._attn_implementation = attn_implementation
+        hf_config._attn_implementation = attn_implementation  # else the config's choice
     hf_class = getattr(transformers, class_name)
     if isinstance(model, BertModel):
         hf_model = hf_class(hf_config, add_pooling_layer=model.pooler is not None)

@@ -32,9 +32,11 @@ import torch
 from torch import nn
 
 from minibert.activations import get_activation
-from minibert.attention import MultiHeadSelfAttention, padding_mask_to_additive
-from minibert.config import BertConfig
+from minibert.attention import MultiHeadSelfAttention
+from minibert.config import BertConfig, check_attn_implementation
+from minibert.functional import attention_bias_from_padding
 from minibert.outputs import BertModelOutput
+from minibert.sparse import layer_at_positions
 
 logger = logging.getLogger(__name__)
 
@@ -110,25 +112,15 @@ class BertLayer(nn.Module):
         attention_bias: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
-        output_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, T, H) -> (B, T, H), or (B, M, H) for the M ``output_positions`` (B, M) only."""
-        queries = hidden_states  # (B, T, H) every token gets an output
-        if output_positions is not None:
-            queries = gather_positions(hidden_states, output_positions)  # (B, M, H)
+        """(B, T, H) -> (B, T, H), and the attention weights (B, nh, T, T) when asked for."""
         attended, weights = self.attention(
-            hidden_states, attention_bias, head_mask, output_attentions, query_states=queries
+            hidden_states, attention_bias, head_mask, output_attentions
         )  # (B, T, H), (B, nh, T, T) or None
-        hidden_states = self.attention_norm(queries + self.dropout(attended))  # (B, T, H)
+        hidden_states = self.attention_norm(hidden_states + self.dropout(attended))  # (B, T, H)
         transformed = self.ffn(hidden_states)  # (B, T, H)
         hidden_states = self.ffn_norm(hidden_states + self.dropout(transformed))  # (B, T, H)
         return hidden_states, weights
-
-
-def gather_positions(hidden_states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rows ``positions`` (B, M) of each sequence in ``hidden_states`` (B, T, H) -> (B, M, H)."""
-    index = positions.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])  # (B, M, H)
-    return hidden_states.gather(1, index)  # (B, M, H)
 
 
 class BertPooler(nn.Module):
@@ -329,6 +321,13 @@ class BertPreTrainedModel(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
+    def set_attn_implementation(self, attn_implementation: str) -> None:
+        """Switch the attention kernel of this built model ("eager" or "sdpa"), as
+        `transformers`' method of the same name does: it sets ``config.attn_implementation``,
+        which every attention module reads at each call (and ``save_pretrained`` writes)."""
+        check_attn_implementation(attn_implementation)
+        self.config.attn_implementation = attn_implementation
+
     def num_parameters(self, *, trainable_only: bool = False) -> int:
         """Number of parameters (each tied parameter counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -454,9 +453,9 @@ def _temporary_path(directory: Path, name: str) -> Path:
 class BertModel(BertPreTrainedModel):
     """The bare BERT encoder (`transformers.BertModel`): embeddings, L layers, optional pooler.
 
-    ``forward`` returns a :class:`minibert.outputs.BertModelOutput`. Attention runs through
-    ``scaled_dot_product_attention`` unless ``output_attentions=True``, which takes the eager
-    path and returns one (B, nh, T, T) weight tensor per layer.
+    ``forward`` returns a :class:`minibert.outputs.BertModelOutput`. Attention runs the kernel
+    named by ``config.attn_implementation``; ``output_attentions=True`` runs it eagerly and
+    returns one (B, nh, T, T) weight tensor per layer.
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -485,12 +484,13 @@ class BertModel(BertPreTrainedModel):
             head_mask: (nh,) or (L, nh); 0 switches a head off, 1 keeps it.
             output_attentions: also return the attention weights of every layer.
             output_hidden_states: also return the embedding output and every layer's output.
-            output_positions: (B, M) positions; the last layer then computes its output only
-                there, and ``last_hidden_state`` is (B, M, H), row m of sequence b being position
+            output_positions: (B, M) positions, or None (the default: every layer as in the
+                paper). Given, the last layer computes its output only there
+                (:func:`minibert.sparse.layer_at_positions`, the pre-training speed-up), and
+                ``last_hidden_state`` is (B, M, H), row m of sequence b being position
                 ``output_positions[b, m]`` (so are the last entries of ``hidden_states`` and
-                ``attentions``, with M queries). Exact for whatever reads only those positions,
-                and cheaper: pre-training uses it for the masked tokens. ``pooler_output`` reads
-                the first listed position, so list 0 ([CLS]) first when the pooler is used.
+                ``attentions``, with M queries). ``pooler_output`` reads the first listed
+                position, so list 0 ([CLS]) first when the pooler is used.
         """
         check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         if output_positions is not None:
@@ -503,16 +503,18 @@ class BertModel(BertPreTrainedModel):
         if attention_mask is not None and (is_compiling() or not bool(attention_mask.all())):
             # A mask of all ones changes nothing; leaving it out lets SDPA use its mask-free
             # kernels (the same shortcut transformers takes).
-            attention_bias = padding_mask_to_additive(attention_mask, hidden.dtype)
+            attention_bias = attention_bias_from_padding(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             layer_heads = None if head_masks is None else head_masks[index]  # (nh,)
-            positions = output_positions if index == last else None  # earlier layers: all tokens
-            hidden, weights = layer(
-                hidden, attention_bias, layer_heads, output_attentions, positions
-            )
+            if index == last and output_positions is not None:
+                hidden, weights = layer_at_positions(
+                    layer, hidden, output_positions, attention_bias, layer_heads, output_attentions
+                )  # (B, M, H): only the rows asked for
+            else:
+                hidden, weights = layer(hidden, attention_bias, layer_heads, output_attentions)
             if all_hidden is not None:
                 all_hidden.append(hidden)
             if all_attentions is not None:

@@ -8,8 +8,9 @@ the run directory. ``minibert pretrain`` is a thin command line over it.
     result = pretrain(PretrainConfig(), out="runs/tiny", overrides={"max_steps": 300})
     print(result.summary())
 
-The training loop uses the sparse MLM path: the collator returns the masked positions (B, M)
-and the model computes vocabulary logits only there, which on a small model is most of the cost.
+The training loop uses the sparse MLM path: the collator returns the masked positions (B, M),
+the model computes vocabulary logits only there, which on a small model is most of the cost,
+and runs its last layer only there too (``sparse_last_layer=True``, minibert/sparse.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
+from minibert.constants import IGNORE_INDEX
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -63,7 +65,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RUN_FORMAT_VERSION = 1
-IGNORE_INDEX = -100
 
 # Settings a resumed run may change: how long it goes on and how it reports. Everything else
 # would make the continued run a different experiment from the one its checkpoints belong to.
@@ -265,6 +266,7 @@ class PretrainingTask(TrainingTask):
             token_type_ids=batch["token_type_ids"],
             labels=batch["labels"],
             masked_positions=batch["masked_positions"],
+            sparse_last_layer=True,  # same loss and gradients, less work (minibert/sparse.py)
         )
         if self.nsp:
             inputs["next_sentence_label"] = batch["next_sentence_label"]
