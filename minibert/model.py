@@ -35,6 +35,7 @@ from minibert.activations import get_activation
 from minibert.attention import MultiHeadSelfAttention
 from minibert.config import BertConfig, check_attn_implementation
 from minibert.functional import attention_bias_from_padding
+from minibert.init import bert_init_
 from minibert.outputs import BertModelOutput
 from minibert.sparse import layer_at_positions
 
@@ -240,52 +241,6 @@ def expand_head_mask(head_mask: torch.Tensor | None, config: BertConfig) -> torc
     )
 
 
-def sinusoidal_position_init_(embedding: nn.Embedding, std: float = 0.02) -> nn.Embedding:
-    """Fill a learned position embedding with the sinusoids of Vaswani et al. (2017), Sec. 3.5.
-
-    PE(pos, 2i) = sin(pos / 10000^(2i/H)), PE(pos, 2i+1) = cos(pos / 10000^(2i/H)), rescaled so
-    the table's standard deviation is ``std`` (BERT's other embeddings start at
-    ``initializer_range`` = 0.02, so the sum stays balanced). Only the starting values change:
-    the table stays a trainable ``nn.Embedding`` with the same shape and key, so the model is
-    still the standard BERT (transformers loads it). Why: with random positions, attention has
-    no notion of "my neighbour" to start from, and a short pretraining spends its first
-    minutes on the unigram plateau; the sinusoids give dot products that depend on relative
-    offset from step 0 (measured in docs/recipe.md).
-    """
-    if std <= 0:
-        raise ValueError(f"std must be positive, got {std}")
-    num_positions, hidden = embedding.weight.shape  # (P, H)
-    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
-    rates = 10000.0 ** (-torch.arange(0, hidden, 2, dtype=torch.float64) / hidden)  # (ceil(H/2),)
-    angles = positions * rates  # (P, ceil(H/2))
-    table = torch.zeros(num_positions, hidden, dtype=torch.float64)  # (P, H)
-    table[:, 0::2] = torch.sin(angles)
-    table[:, 1::2] = torch.cos(angles[:, : hidden // 2])
-    table = table / table.std() * std
-    with torch.no_grad():
-        embedding.weight.copy_(table.to(embedding.weight.dtype))
-    return embedding
-
-
-def identity_query_key_init_(model: nn.Module, scale: float = 1.0) -> nn.Module:
-    """Add ``scale`` times the identity to every attention layer's query and key weights.
-
-    Then q_i . k_j starts as (about) ``scale**2 * x_i . x_j``: each token attends most to the
-    tokens whose representations resemble its own, and with sinusoidal positions (Vaswani et
-    al. 2017, Sec. 3.5) that includes its neighbours, since p_i . p_j falls with |i - j|.
-    BERT's Normal(0, 0.02) init instead starts every attention map uniform with tiny
-    gradients, and a few minutes of tiny pretraining never leave it (measured: docs/recipe.md).
-    Only the starting values change; the layout and the architecture stay BERT's.
-    """
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, MultiHeadSelfAttention):
-                for linear in (module.query, module.key):
-                    size = min(linear.weight.shape)
-                    linear.weight[:size, :size] += scale * torch.eye(size)
-    return model
-
-
 # -- base class ------------------------------------------------------------------------------
 
 
@@ -307,19 +262,7 @@ class BertPreTrainedModel(nn.Module):
         self.config = config
 
     def _init_module(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        bert_init_(module, self.config.initializer_range)
 
     def set_attn_implementation(self, attn_implementation: str) -> None:
         """Switch the attention kernel of this built model ("eager" or "sdpa"), as

@@ -495,3 +495,19 @@ def test_a_bf16_model_runs_every_path():
         )
         assert out.prediction_logits.dtype == torch.bfloat16
         assert torch.isfinite(out.loss)
+
+
+def test_torch_compile_traces_one_graph():
+    """The value checks that read tensors (minibert.model.is_compiling guards them) stay out of
+    a compiled graph: fullgraph=True fails on any graph break, and the numbers match."""
+    torch.manual_seed(12)
+    config = small_config()
+    model = BertForPreTraining(config).eval()
+    inputs = batch(config)
+    positions = torch.tensor([[2, 5], [2, 0], [2, 0]])
+    kwargs = dict(next_sentence_label=torch.tensor([0, 1, 1]), masked_positions=positions)
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    out = compiled(**inputs, **kwargs, sparse_last_layer=True)
+    expected = model(**inputs, **kwargs, sparse_last_layer=True)
+    torch.testing.assert_close(out.loss, expected.loss)
+    torch.testing.assert_close(out.prediction_logits, expected.prediction_logits)

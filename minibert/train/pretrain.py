@@ -31,6 +31,7 @@ from torch import nn
 
 from minibert.config import BertConfig
 from minibert.constants import IGNORE_INDEX
+from minibert.init import recipe_init_, unigram_log_prior
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -174,37 +175,15 @@ class PretrainingTask(TrainingTask):
             # complain about unused parameters), so the MLM-only model is trained instead.
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
-            # Offset heads bring their own position table (below), so they replace this one.
-            if config.init.position_init == "sinusoidal" and not config.init.local_attention_offsets:
-                from minibert.model import sinusoidal_position_init_
-
-                sinusoidal_position_init_(
-                    model.bert.embeddings.position, std=config.init.position_init_std
-                )
-            if config.init.attention_identity_init > 0:
-                from minibert.model import identity_query_key_init_
-
-                identity_query_key_init_(model, scale=config.init.attention_identity_init)
-            if config.init.local_attention_offsets:
-                from minibert.local_attention import local_attention_init_
-
-                local_attention_init_(
-                    model,
-                    config.init.local_attention_offsets,
-                    scale=config.init.local_attention_scale,
-                )
+            prior = None
             if config.init.mlm_bias_init == "unigram":
-                with torch.no_grad():
-                    model.mlm.bias.copy_(
-                        unigram_log_prior(
-                            self.train_examples,
-                            config.model.vocab_size,
-                            never_targets=[
-                                tokenizer.convert_tokens_to_ids(token)
-                                for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
-                            ],
-                        )
-                    )
+                specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
+                prior = unigram_log_prior(
+                    self.train_examples,
+                    config.model.vocab_size,
+                    never_targets=[tokenizer.convert_tokens_to_ids(t) for t in specials],
+                )
+            recipe_init_(model, config.init, unigram_prior=prior)
         self.model = model
         objective = config.objective
         collator_args = dict(
@@ -304,25 +283,6 @@ class PretrainingTask(TrainingTask):
         from minibert.data.tokenizer import save_tokenizer
 
         save_tokenizer(self.tokenizer, directory)
-
-
-def unigram_log_prior(
-    examples: Sequence[Any], vocab_size: int, never_targets: Sequence[int] = ()
-) -> torch.Tensor:
-    """log p(token) over the examples' input ids, add-one smoothed: (V,) float32.
-
-    Used as the MLM output bias at initialisation (``init.mlm_bias_init="unigram"``): a model
-    whose hidden states carry no information yet then predicts the unigram distribution,
-    the best context-free guess, instead of a uniform one. ``never_targets`` (the special
-    tokens the collator never selects) keep only the smoothing count.
-    """
-    counts = torch.ones(vocab_size, dtype=torch.float64)  # (V,) add-one smoothing
-    for example in examples:
-        ids = torch.as_tensor(example.input_ids, dtype=torch.long)  # (T,)
-        counts += torch.bincount(ids, minlength=vocab_size)[:vocab_size].double()
-    for token_id in never_targets:
-        counts[token_id] = 1.0
-    return (counts / counts.sum()).log().float()
 
 
 def _example_settings(config: PretrainConfig, *, held_out: bool = False) -> dict[str, Any]:
