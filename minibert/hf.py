@@ -356,7 +356,8 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
 
 
 def hf_config_kwargs(config: BertConfig) -> dict[str, Any]:
-    """Keyword arguments for ``transformers.BertConfig`` describing the same model."""
+    """Keyword arguments for ``transformers.BertConfig`` describing the same model (including
+    ``attn_implementation``, so the transformers model runs the same kernel)."""
     kwargs = config.to_dict()
     kwargs.update(position_embedding_type="absolute", is_decoder=False, tie_word_embeddings=True)
     return kwargs

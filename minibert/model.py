@@ -247,9 +247,9 @@ def expand_head_mask(head_mask: torch.Tensor | None, config: BertConfig) -> torc
 class BertPreTrainedModel(nn.Module):
     """Base of every minibert model: holds the config, initialises weights, saves and loads.
 
-    Initialisation follows the BERT reference code as `transformers` does it: linear and
-    embedding weights ~ Normal(0, initializer_range), biases 0, the padding embedding row 0,
-    LayerNorm weight 1 and bias 0.
+    Initialisation follows the BERT reference code as `transformers` does it
+    (:func:`minibert.init.bert_init_`): linear and embedding weights ~ Normal(0,
+    initializer_range), biases 0, the padding embedding row 0, LayerNorm weight 1 and bias 0.
     """
 
     def __init__(self, config: BertConfig) -> None:

@@ -143,7 +143,9 @@ def assert_same_outputs(ours_out, theirs_out):
 
 def hf_model(class_name, config, seed=0):
     torch.manual_seed(seed)
-    hf_config = transformers.BertConfig(**hf_config_kwargs(config), attn_implementation="eager")
+    hf_config = transformers.BertConfig(
+        **{**hf_config_kwargs(config), "attn_implementation": "eager"}
+    )
     return getattr(transformers, class_name)(hf_config).eval()
 
 
