@@ -113,8 +113,8 @@ class MultiHeadSelfAttention(nn.Module):
         else:
             check_attn_implementation(kernel)  # a value set on the config after validation
             context, weights = self._sdpa(q, k, v, attention_bias, head_mask), None
-        batch, _, seq_len, _ = context.shape
-        merged = context.transpose(1, 2).reshape(batch, seq_len, -1)  # (B, T, H) heads side by side
+        batch, heads, seq_len, head_size = context.shape
+        merged = context.transpose(1, 2).reshape(batch, seq_len, heads * head_size)  # (B, T, H)
         return self.output(merged), weights  # (B, T, H)
 
     def _split_heads(self, projected: torch.Tensor) -> torch.Tensor:

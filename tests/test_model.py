@@ -483,6 +483,9 @@ def test_a_batch_with_nothing_to_predict():
     positions = torch.zeros(3, 1, dtype=torch.long)  # the collator's width for an empty batch
     out = model(**inputs, masked_positions=positions, sparse_last_layer=True)
     assert out.logits.shape == (3, 1, 97) and torch.isnan(out.loss)
+    nothing = torch.zeros(3, 0, dtype=torch.long)  # no column at all
+    out = model(**inputs, masked_positions=nothing, sparse_last_layer=True)
+    assert out.logits.shape == (3, 0, 97) and torch.isnan(out.loss)
 
 
 def test_a_bf16_model_runs_every_path():

@@ -592,7 +592,9 @@ class MaskingCollator:
     ``mlm_probability`` is *selected*; a selected token becomes ``[MASK]`` with probability
     ``mask_replace_prob``, a random non-special token with probability ``random_replace_prob``,
     and stays itself otherwise. ``labels`` holds the original id at selected positions and -100
-    elsewhere.
+    elsewhere. The masking itself is :func:`minibert.functional.mask_tokens` (the reference a
+    lesson checks against); this class pads, finds the special tokens and words, keeps the
+    random stream, and adds ``masked_positions``.
 
     Selection modes:
 
