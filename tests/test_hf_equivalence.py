@@ -168,7 +168,7 @@ def test_transformers_to_minibert(config_name, class_name):
     theirs = hf_model(class_name, config, seed=1)
     ours = from_hf(theirs)
     assert type(ours).__name__ == class_name and not ours.training
-    assert ours.config == config
+    assert ours.config == config.replace(attn_implementation="eager")  # the kernel comes along
     inputs = make_inputs(config, seed=2)
     assert_same_outputs(*run_both(ours, theirs, inputs, make_labels(config, class_name, inputs)))
 
