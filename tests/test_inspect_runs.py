@@ -25,6 +25,7 @@ from minibert.inspect.runs import (
     read_run,
     resolve_inside,
     run_status,
+    runs_table,
 )
 
 
@@ -137,6 +138,15 @@ def test_list_runs_finds_nested_runs_and_skips_other_folders(tmp_path):
     assert tiny.kind == "pretrain" and tiny.last_step == 2 and tiny.num_checkpoints == 1
     assert tiny.has_final and tiny.settings["preset"] == "tiny" and tiny.settings["seed"] == 3
     assert tiny.as_row()["status"] == "running"
+
+
+def test_runs_table_has_the_same_columns_in_every_row(tmp_path):
+    _write_run(tmp_path / "a", [_line(2, loss=5.0)])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.jsonl").write_text("")
+    rows = runs_table(list_runs(tmp_path))
+    assert [list(r) for r in rows][0] == [list(r) for r in rows][1]
+    assert list(rows[0])[-1] == "detail" and "preset" in rows[0]
 
 
 def test_list_runs_of_a_missing_or_empty_folder(tmp_path):
@@ -252,8 +262,13 @@ def test_curve_buffer_columns_by_split():
         ]
     )
     assert len(buffer) == 3
-    assert buffer.rows("train", "loss") == [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}]
-    assert buffer.rows("train", "lr", "tokens") == [{"step": 2, "tokens": 20, "lr": 0.1}]
+    assert buffer.rows("train", "loss") == [
+        {"step": 1, "split": "train", "loss": 3.0},
+        {"step": 2, "split": "train", "loss": 2.0},
+    ]
+    assert buffer.rows("train", "lr", "tokens") == [
+        {"step": 2, "split": "train", "tokens": 20, "lr": 0.1}
+    ]
     assert buffer.rows("eval", "mlm_accuracy") == []
     assert "lr" in buffer.metrics("train")
 

@@ -62,6 +62,7 @@ __all__ = [
     "read_run",
     "resolve_inside",
     "run_status",
+    "runs_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -377,6 +378,17 @@ def read_run(
     )
 
 
+def runs_table(runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """:meth:`RunSummary.as_row` of every run with the same columns (missing cells None), so a
+    table shows a setting even when the first run lacks it."""
+    rows = [run.as_row() for run in runs]
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    columns.pop("detail", None)
+    return [{**{c: row.get(c) for c in columns}, "detail": row.get("detail")} for row in rows]
+
+
 def _is_run_dir(path: Path) -> bool:
     return (path / RUN_JSON).is_file() or (path / METRICS).is_file()
 
@@ -552,12 +564,13 @@ class CurveBuffer:
     def rows(
         self, split: str, y: str, x: str = "step", max_points: int = 2000
     ) -> list[dict[str, float]]:
-        """``[{"step", x, y}, ...]`` for the lines of ``split`` that have both, downsampled."""
+        """``[{"step", "split", x, y}, ...]`` for the lines of ``split`` that have both,
+        downsampled (the form :func:`minibert.viz.training_curves` takes)."""
         columns = self.splits.get(split)
         if not columns or y not in columns or x not in columns:
             return []
         rows = [
-            {"step": s, x: xv, y: yv}
+            {"step": s, "split": split, x: xv, y: yv}
             for s, xv, yv in zip(columns["step"], columns[x], columns[y], strict=True)
             if xv is not None and yv is not None and math.isfinite(yv)
         ]

@@ -14,7 +14,9 @@ help_line(
 )
 
 
-@st.cache_resource(max_entries=8, show_spinner="Preparing the data report (a cache hit takes seconds)...")
+@st.cache_resource(
+    max_entries=8, show_spinner="Preparing the data report (a cache hit takes seconds)..."
+)
 def _report(run_path: str, fingerprint: str):
     """One report per (run, data fingerprint): the data cache makes it cheap after the first."""
     from minibert.inspect.runs import data_report
@@ -22,9 +24,19 @@ def _report(run_path: str, fingerprint: str):
     return data_report(run_path)
 
 
+def _recorded_data(run) -> dict:
+    """run.json's data block when it names the data settings, else {} (not written yet)."""
+    data = run.info.get("data")
+    return data if isinstance(data, dict) and isinstance(data.get("data_config"), dict) else {}
+
+
 run = None
 with guard("Listing the runs"):
-    runs = [r for r in all_runs() if r.kind == "pretrain"]
+    # Runs that have recorded their data first (a run that is starting has not yet).
+    runs = sorted(
+        (r for r in all_runs() if r.kind == "pretrain"),
+        key=lambda r: not _recorded_data(r),
+    )
     if not runs:
         st.info(
             "No pretraining run in this folder yet (fine-tuning runs train on a task, not on "
@@ -35,13 +47,19 @@ with guard("Listing the runs"):
         run = pick_run("Pretraining run", runs, key="data-run")
 
 if run is not None:
-    data = run.info.get("data", {})
+    data = _recorded_data(run)
+    if not data:
+        st.info(
+            f"`{run.name}` has not recorded its data yet (run.json is written once the data "
+            "is prepared); look again in a moment, or pick another run."
+        )
+        st.stop()
     with guard("Reading run.json"):
         a, b, c, d = st.columns(4)
-        a.metric("Corpus", str(data.get("data_config", {}).get("corpus", "?")))
+        a.metric("Corpus", str(data["data_config"].get("corpus", "?")))
         b.metric("Training documents", f"{data.get('train_documents', 0):,}")
         c.metric("Training tokens", f"{data.get('train_tokens', 0):,}")
-        d.metric("Vocabulary", f"{data.get('data_config', {}).get('vocab_size', 0):,}")
+        d.metric("Vocabulary", f"{data['data_config'].get('vocab_size', 0):,}")
         st.caption(
             f"Fingerprints: data `{str(data.get('data_fingerprint', '?'))[:12]}`, corpus "
             f"`{str(data.get('corpus_fingerprint', '?'))[:12]}`, tokenizer "
