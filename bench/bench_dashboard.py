@@ -63,7 +63,8 @@ def bench_attention(repeats: int) -> dict[str, float]:
     from minibert import viz
     from minibert.dashboard.common import MINILM_LABEL
     from minibert.dashboard.launch import APP_PATH
-    from minibert.inspect import attention, load_model
+    from minibert.inspect import load_model
+    from minibert.inspect.attention import attention
 
     loaded = load_model("minilm")
     text = _sentence(loaded.tokenizer)
