@@ -22,6 +22,7 @@ from minibert.inspect.runs import (
     metric_series,
     nearest_checkpoint,
     read_metrics_table,
+    read_metrics_tail,
     read_run,
     resolve_inside,
     run_status,
@@ -238,6 +239,16 @@ def test_read_metrics_table_and_series(tmp_path):
     assert metric_series(read_metrics_table(run), "loss", split="train") == ([1.0, 3.0], [3.0, 2.0])
     xs, _ = metric_series(read_metrics_table(run), "loss", split="train", x="tokens")
     assert xs == [100.0, 300.0]
+
+
+def test_status_and_last_step_come_from_the_end_of_a_long_log(tmp_path):
+    lines = [_line(s, loss=1.0) for s in range(1, 20_001)]
+    lines.append(_line(20_000, "event", event="stop", reason="max_steps"))
+    run = _write_run(tmp_path / "long", lines)
+    tail = read_metrics_tail(run, max_bytes=4096)
+    assert 10 < len(tail) < 100 and tail[-1]["event"] == "stop"
+    summary = read_run(run)
+    assert summary.status == "finished" and summary.last_step == 20_000
 
 
 def test_downsample_keeps_spikes_and_ends():

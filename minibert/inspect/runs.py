@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "metric_series",
     "nearest_checkpoint",
     "read_metrics_table",
+    "read_metrics_tail",
     "read_run",
     "resolve_inside",
     "run_status",
@@ -133,6 +135,40 @@ def _last_activity(path: Path) -> float | None:
     return max(times) if times else None
 
 
+TAIL_BYTES = 256 * 1024  # the end of metrics.jsonl that status and last step are read from
+
+
+def read_metrics_tail(path: str | Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
+    """The complete records in the last ``max_bytes`` of a run's ``metrics.jsonl``.
+
+    Enough to tell a run's status and last step (the stop event is the last line or close to
+    it) without parsing a 100k-line file on every page refresh; the first, probably partial,
+    line of the window is dropped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the window starts inside a line
+    records = []
+    for line in lines[:-1]:  # the text after the last newline is unfinished
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 def _usual_gap(records: Sequence[Mapping[str, Any]]) -> float:
     """The median time between the last metric lines (seconds; 0 with too few lines)."""
     stamps = [r["wall_time"] for r in records[-20:] if isinstance(r.get("wall_time"), int | float)]
@@ -155,7 +191,7 @@ def run_status(
     """
     path = Path(path)
     if records is None:
-        records = read_metrics(path)
+        records = read_metrics_tail(path)
     now = time.time() if now is None else now
     last = _last_activity(path)
     silent = None if last is None else max(0.0, now - last)
@@ -352,7 +388,7 @@ def read_run(
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist (was the run deleted?)")
     info = _read_json(path / RUN_JSON)
-    records = read_metrics(path)
+    records = read_metrics_tail(path)  # status and last step need only the end of the log
     status = run_status(path, records, now=now)
     name = path.name
     if root is not None:
