@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from minibert.train.rundir import CHECKPOINT_PATTERN, METRICS, RUN_JSON, read_metrics
 
 __all__ = [
@@ -599,18 +601,46 @@ class CurveBuffer:
 
     def rows(
         self, split: str, y: str, x: str = "step", max_points: int = 2000
-    ) -> list[dict[str, float]]:
+    ) -> list[dict[str, Any]]:
         """``[{"step", "split", x, y}, ...]`` for the lines of ``split`` that have both,
-        downsampled (the form :func:`minibert.viz.training_curves` takes)."""
+        downsampled (the form :func:`minibert.viz.training_curves` takes).
+
+        Vectorised: on a 100k-line run this is what the live page does every 2 s.
+        """
         columns = self.splits.get(split)
         if not columns or y not in columns or x not in columns:
             return []
-        rows = [
-            {"step": s, "split": split, x: xv, y: yv}
-            for s, xv, yv in zip(columns["step"], columns[x], columns[y], strict=True)
-            if xv is not None and yv is not None and math.isfinite(yv)
+        # None (a line without the value) becomes NaN and is dropped with non-finite values.
+        steps = np.asarray(columns["step"], dtype=float)
+        xs = np.asarray(columns[x], dtype=float)
+        ys = np.asarray(columns[y], dtype=float)
+        keep = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+        keep = keep[_downsample_indices(ys[keep], max_points)]
+        return [
+            {"step": _plain(steps[i]), "split": split, x: _plain(xs[i]), y: float(ys[i])}
+            for i in keep
         ]
-        return downsample(rows, y, max_points)
+
+
+def _plain(value: float) -> float | int:
+    """A numpy float back to the int or float it was written as (steps and tokens are ints)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _downsample_indices(values: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most ~``max_points`` of ``values``: the min and max of equal buckets,
+    plus the first and last (see :func:`downsample`)."""
+    n = len(values)
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(max_points // 2, 1)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    kept = [0, n - 1]
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        if stop > start:
+            chunk = values[start:stop]
+            kept += [start + int(np.argmin(chunk)), start + int(np.argmax(chunk))]
+    return np.unique(np.asarray(kept))
 
 
 def metric_series(
@@ -839,7 +869,7 @@ class DataReport:
 
     def duplicates(self) -> list[Any]:
         """The dedup steps (exact and near-duplicate), with their examples."""
-        return [step for step in self.steps if "dup" in step.name]
+        return [step for step in self.steps if step.name.endswith("dedup")]
 
 
 def data_report(

@@ -117,7 +117,8 @@ if run is not None:
             edges, counts = hist.get("bin_edges", []), hist.get("counts", [])
             if counts:
                 st.bar_chart(
-                    {"words per sentence": [f"{e:.0f}" for e in edges[:-1]], "sentences": counts},
+                    # Numbers, not labels: text labels would be sorted as text (0, 12, 4, ...).
+                    {"words per sentence": [round(e, 1) for e in edges[:-1]], "sentences": counts},
                     x="words per sentence",
                     y="sentences",
                 )
