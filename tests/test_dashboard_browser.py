@@ -154,7 +154,7 @@ def _no_errors(session, page_name: str) -> None:
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_draws_its_charts_offline(browser_page, dashboard, page):
     _open(browser_page, dashboard, page)
-    if page == "data":  # the Runs page's run ("live") has recorded no data yet: pick micro
+    if page == "data":
         _choose(browser_page.page, "Pretraining run", "micro")
     browser_page.page.wait_for_selector(CHART, timeout=LOAD_TIMEOUT_MS, state="attached")
     _settle(browser_page.page)
@@ -167,9 +167,11 @@ def test_every_page_draws_its_charts_offline(browser_page, dashboard, page):
 def test_presentation_mode_screenshot(browser_page, dashboard):
     _open(browser_page, dashboard, "attention")
     browser_page.page.get_by_text("Presentation mode").click()
+    # The rerun that adds the larger CSS takes a moment to start: wait for its effect.
+    browser_page.page.wait_for_function(
+        "() => getComputedStyle(document.documentElement).fontSize === '24px'", timeout=60_000
+    )
     _settle(browser_page.page)
-    size = browser_page.page.evaluate("getComputedStyle(document.documentElement).fontSize")
-    assert size == "24px"
     _screenshot(browser_page, "attention-presentation")
     browser_page.page.get_by_text("Presentation mode").click()
     _settle(browser_page.page)

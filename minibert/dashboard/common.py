@@ -99,10 +99,11 @@ def help_line(text: str) -> None:
 
 def presentation_css() -> str:
     """Larger text for a projector: Streamlit sizes its text in rem, so the root size scales it."""
+    # The root size scales Streamlit's rem-based paddings too: keep the main column wide.
     return (
         "<style>html { font-size: 24px; } "
-        "[data-testid='stSidebar'] { min-width: 22rem; } "
-        ".stDataFrame, .stTable { font-size: 1rem; }</style>"
+        "[data-testid='stMainBlockContainer'] { max-width: 100%; padding-left: 1.5rem; "
+        "padding-right: 1.5rem; padding-top: 2rem; }</style>"
     )
 
 

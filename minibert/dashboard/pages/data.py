@@ -32,11 +32,11 @@ def _recorded_data(run) -> dict:
 
 run = None
 with guard("Listing the runs"):
-    # Runs that have recorded their data first (a run that is starting has not yet).
-    runs = sorted(
-        (r for r in all_runs() if r.kind == "pretrain"),
-        key=lambda r: not _recorded_data(r),
-    )
+    pretraining = [r for r in all_runs() if r.kind == "pretrain"]
+    runs = [r for r in pretraining if _recorded_data(r)]
+    waiting = [r.name for r in pretraining if not _recorded_data(r)]
+    if waiting:  # a run that is starting writes run.json once its data is prepared
+        st.caption("Not recorded their data yet: " + ", ".join(f"`{n}`" for n in waiting))
     if not runs:
         st.info(
             "No pretraining run in this folder yet (fine-tuning runs train on a task, not on "
@@ -48,12 +48,6 @@ with guard("Listing the runs"):
 
 if run is not None:
     data = _recorded_data(run)
-    if not data:
-        st.info(
-            f"`{run.name}` has not recorded its data yet (run.json is written once the data "
-            "is prepared); look again in a moment, or pick another run."
-        )
-        st.stop()
     with guard("Reading run.json"):
         a, b, c, d = st.columns(4)
         a.metric("Corpus", str(data["data_config"].get("corpus", "?")))
