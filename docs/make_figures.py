@@ -34,6 +34,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "images"
 SENTENCE = "The cat sat on the mat because it was tired."
+# Pictures drawn from MiniLM alone; the others need the runs (made here unless given).
+MINILM_ONLY = {
+    "attention_heatmap",
+    "model_view",
+    "head_view",
+    "head_class_map",
+    "embedding_scatter",
+}
 SECOND = "Then it fell asleep in the sun."
 logger = logging.getLogger("make_figures")
 
@@ -47,6 +55,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated figure names (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="pixel density of the PNGs")
     parser.add_argument("--steps", type=int, default=200, help="steps of the run made here")
+    parser.add_argument(
+        "--keep-runs", type=Path, help="make the runs in this folder and keep them (reuse: --run)"
+    )
     return parser.parse_args()
 
 
@@ -179,21 +190,24 @@ def writer(out: Path) -> tuple[str, Callable]:
 
 def main() -> None:
     args = parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logger.setLevel(logging.INFO)
     from minibert import viz
 
     viz.use_theme(args.theme)
     args.out.mkdir(parents=True, exist_ok=True)
     how, write = writer(args.out)
     logger.info("writing PNGs with %s into %s", how, args.out)
-    with tempfile.TemporaryDirectory() as folder:
+    wanted = set(args.only.split(",")) if args.only else None
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.keep_runs or Path(temporary)
         run, tuned = args.run, args.finetune_run
-        if run is None or tuned is None:
+        needs_runs = wanted is None or bool(wanted - MINILM_ONLY)
+        if needs_runs and (run is None or tuned is None):
             start = time.perf_counter()
             made_run, made_tuned = make_runs(Path(folder), args.steps)
             run, tuned = run or made_run, tuned or made_tuned
             logger.info("made the runs in %.0f s", time.perf_counter() - start)
-        wanted = set(args.only.split(",")) if args.only else None
         for name, make in figures(run, tuned).items():
             if wanted and name not in wanted:
                 continue

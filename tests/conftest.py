@@ -89,3 +89,51 @@ def micro_finetune_run(tmp_path_factory, cache_dir, micro_run):
         overrides={**MICRO_FINETUNE_OVERRIDES, "init": str(micro_run)},
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def dashboard_runs(tmp_path_factory, micro_run, micro_finetune_run):
+    """A runs folder as the dashboard sees it (tests may add runs to it, never change these):
+
+    micro (pretraining, 6 checkpoints, a checkpoint save in progress), topic and topic-scratch
+    (fine-tuning, labelled as from micro and from random weights),
+    live (being written: a partial last line, no stop event), dead (killed: no stop event and
+    silent for an hour), notbert/ (a model folder of another architecture).
+    """
+    import json
+    import os
+    import shutil
+    import time
+
+    root = tmp_path_factory.mktemp("dashboard") / "runs"
+    root.mkdir()
+    shutil.copytree(micro_run, root / "micro")
+    (root / "micro" / "checkpoints" / ".tmp-step-000014-99").mkdir()
+    shutil.copytree(micro_finetune_run, root / "topic")
+    # The same fine-tuning as if it had started from random weights: a second run on the task
+    # for the side-by-side comparison (its numbers are the copy's, only the label differs).
+    shutil.copytree(micro_finetune_run, root / "topic-scratch")
+    info = json.loads((root / "topic-scratch" / "run.json").read_text())
+    info["init"] = {"spec": "random", "kind": "random"}
+    (root / "topic-scratch" / "run.json").write_text(json.dumps(info))
+    live = root / "live"
+    live.mkdir()
+    (live / "run.json").write_text(json.dumps({"kind": "pretrain", "name": "live"}))
+    lines = [
+        {"step": s, "split": "train", "time": s * 0.5, "wall_time": time.time(),
+         "tokens": 100 * s, "loss": 7.0 - s * 0.1, "lr": 1e-3}
+        for s in range(1, 11)
+    ]  # fmt: skip
+    (live / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in lines) + '{"step": 11, "spl'  # a partial line
+    )
+    dead = root / "dead"
+    shutil.copytree(micro_run, dead)
+    text = (dead / "metrics.jsonl").read_text().splitlines()
+    (dead / "metrics.jsonl").write_text("\n".join(text[:-1]) + "\n")  # drop the stop event
+    old = time.time() - 3600
+    for path in [dead, *dead.rglob("*")]:
+        os.utime(path, (old, old))
+    (root / "notbert").mkdir()
+    (root / "notbert" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    return root

@@ -22,9 +22,11 @@ from minibert.inspect.runs import (
     metric_series,
     nearest_checkpoint,
     read_metrics_table,
+    read_metrics_tail,
     read_run,
     resolve_inside,
     run_status,
+    runs_table,
 )
 
 
@@ -139,6 +141,15 @@ def test_list_runs_finds_nested_runs_and_skips_other_folders(tmp_path):
     assert tiny.as_row()["status"] == "running"
 
 
+def test_runs_table_has_the_same_columns_in_every_row(tmp_path):
+    _write_run(tmp_path / "a", [_line(2, loss=5.0)])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.jsonl").write_text("")
+    rows = runs_table(list_runs(tmp_path))
+    assert [list(r) for r in rows][0] == [list(r) for r in rows][1]
+    assert list(rows[0])[-1] == "detail" and "preset" in rows[0]
+
+
 def test_list_runs_of_a_missing_or_empty_folder(tmp_path):
     assert list_runs(tmp_path / "nope") == []
     assert list_runs(tmp_path) == []
@@ -230,6 +241,16 @@ def test_read_metrics_table_and_series(tmp_path):
     assert xs == [100.0, 300.0]
 
 
+def test_status_and_last_step_come_from_the_end_of_a_long_log(tmp_path):
+    lines = [_line(s, loss=1.0) for s in range(1, 20_001)]
+    lines.append(_line(20_000, "event", event="stop", reason="max_steps"))
+    run = _write_run(tmp_path / "long", lines)
+    tail = read_metrics_tail(run, max_bytes=4096)
+    assert 10 < len(tail) < 100 and tail[-1]["event"] == "stop"
+    summary = read_run(run)
+    assert summary.status == "finished" and summary.last_step == 20_000
+
+
 def test_downsample_keeps_spikes_and_ends():
     records = [{"step": i, "loss": 1.0} for i in range(10_000)]
     records[4321]["loss"] = 99.0  # one spike
@@ -252,8 +273,13 @@ def test_curve_buffer_columns_by_split():
         ]
     )
     assert len(buffer) == 3
-    assert buffer.rows("train", "loss") == [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}]
-    assert buffer.rows("train", "lr", "tokens") == [{"step": 2, "tokens": 20, "lr": 0.1}]
+    assert buffer.rows("train", "loss") == [
+        {"step": 1, "split": "train", "loss": 3.0},
+        {"step": 2, "split": "train", "loss": 2.0},
+    ]
+    assert buffer.rows("train", "lr", "tokens") == [
+        {"step": 2, "split": "train", "tokens": 20, "lr": 0.1}
+    ]
     assert buffer.rows("eval", "mlm_accuracy") == []
     assert "lr" in buffer.metrics("train")
 

@@ -134,7 +134,7 @@ def test_checkpoint_slider_swaps_the_model_view_picture(offline_page, tmp_path):
     )
     first = page.evaluate(href)
     assert first != last and first == fig.layout.sliders[0].steps[0].args[0]["source"][0]
-    hover = page.evaluate("() => document.querySelector('.js-plotly-plot').data[1].text[0][0]")
+    hover = page.evaluate("() => document.querySelector('.js-plotly-plot').data[1].text[1][2]")
     expected = fig.layout.sliders[0].steps[0].args[0]["text"][1][1][2]
     assert hover == expected and expected != fig.data[1].text[1][2]  # step 10's head summary
     offline_page.assert_clean()

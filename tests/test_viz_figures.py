@@ -242,6 +242,8 @@ def test_every_figure_is_valid_plotly_and_names_its_kind(figures):
         kind = viz.figure_kind(fig)
         assert name.startswith(kind) and kind, (name, kind)
         assert fig.layout.title.text, name
+        # An explicit size that fits a laptop screen or a slide.
+        assert 300 <= fig.layout.width <= 1800 and 250 <= fig.layout.height <= 2600, name
 
 
 def test_every_axis_of_every_chart_has_a_title(figures):

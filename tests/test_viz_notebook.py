@@ -53,6 +53,10 @@ def _notebook(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> Path:
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        pytest.skip("no python3 Jupyter kernel: pip install ipykernel")
     return _notebook(tmp_path_factory.mktemp("notebook") / "figure.ipynb")
 
 

@@ -8,14 +8,16 @@ import streamlit as st
 
 from minibert.dashboard.common import apply_theme, runs_root
 
-st.set_page_config(page_title="minibert dashboard", page_icon=":material/school:", layout="wide")
+# No page_icon and no page icons: Streamlit turns the current page's Material icon into a
+# favicon fetched from fonts.gstatic.com (the browser test caught it); its own favicon is local.
+st.set_page_config(page_title="minibert dashboard", layout="wide")
 
 PAGES = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", default=True),
-    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
-    st.Page("pages/predictions.py", title="Predictions", icon=":material/quiz:"),
-    st.Page("pages/finetuning.py", title="Fine-tuning", icon=":material/tune:"),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("pages/runs.py", title="Runs", default=True),
+    st.Page("pages/attention.py", title="Attention"),
+    st.Page("pages/predictions.py", title="Predictions"),
+    st.Page("pages/finetuning.py", title="Fine-tuning"),
+    st.Page("pages/data.py", title="Data"),
 ]
 page = st.navigation(PAGES)
 

@@ -20,8 +20,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The heavy libraries are imported here, all within this module's import: Streamlit runs each browser session's
+# script in its own thread, and two runs importing pandas / plotly / torch at the same moment
+# (a second tab, or a page switch during the very first load) can see a half-initialised
+# module -- the browser test caught "partially initialized module 'pandas' has no attribute
+# 'Series'". While this module is being imported, any other thread that imports it waits, so
+# importing them here (app.py imports this module first) serialises the first load.
+import pandas  # noqa: F401, I001
+import plotly.graph_objects  # noqa: F401
 import streamlit as st
+import torch  # noqa: F401
+import transformers  # noqa: F401
+from transformers import PreTrainedTokenizerFast  # noqa: F401 (its lazy import, done now)
 
+import minibert.inspect.attention  # noqa: F401
+import minibert.viz  # noqa: F401
 from minibert.inspect.runs import (
     RunSummary,
     UnsafePathError,
@@ -86,10 +99,11 @@ def help_line(text: str) -> None:
 
 def presentation_css() -> str:
     """Larger text for a projector: Streamlit sizes its text in rem, so the root size scales it."""
+    # The root size scales Streamlit's rem-based paddings too: keep the main column wide.
     return (
         "<style>html { font-size: 24px; } "
-        "[data-testid='stSidebar'] { min-width: 22rem; } "
-        ".stDataFrame, .stTable { font-size: 1rem; }</style>"
+        "[data-testid='stMainBlockContainer'] { max-width: 100%; padding-left: 1.5rem; "
+        "padding-right: 1.5rem; padding-top: 2rem; }</style>"
     )
 
 
@@ -244,12 +258,13 @@ def model_folders(runs: list[RunSummary]) -> list[tuple[str, Path]]:
     return found
 
 
-def pick_model(runs: list[RunSummary], *, key: str) -> Any | None:
+def pick_model(runs: list[RunSummary], *, key: str, masked_lm: bool = False) -> Any | None:
     """Widgets to choose a model: a run's checkpoint, a saved model folder, or MiniLM.
 
+    ``masked_lm``: only models that can guess tokens (pretraining runs; MiniLM has no MLM head).
     Returns the loaded model (cached), or None with a message saying why there is none.
     """
-    kinds = ["Run checkpoint", "Saved model", MINILM_LABEL]
+    kinds = ["Run checkpoint", "Saved model"] + ([] if masked_lm else [MINILM_LABEL])
     choice = st.radio("Model", kinds, horizontal=True, key=f"{key}-kind")
     if choice == MINILM_LABEL:
         return load_model_cached("minilm")
@@ -262,7 +277,12 @@ def pick_model(runs: list[RunSummary], *, key: str) -> Any | None:
         name = st.selectbox("Model folder", names, key=f"{key}-folder")
         folder = dict(folders)[name]
         return load_model_cached(resolve_inside(runs_root(), folder.relative_to(runs_root())))
-    pretrain_runs = [r for r in runs if r.num_checkpoints or r.has_final]
+    pretrain_runs = [
+        r
+        for r in runs
+        if (r.num_checkpoints or r.has_final)
+        and (not masked_lm or r.kind in ("pretrain", "unknown"))
+    ]
     if not pretrain_runs:
         st.info("No run has a checkpoint yet; pick MiniLM, or wait for the first checkpoint.")
         return None

@@ -597,14 +597,17 @@ def attention_over_training(
     step_names = [f"{c.step:,}" for c in checkpoints]
     labels = [first.tokens[i] for i in positions]
 
-    pool = 1
+    pool, slider_pad = 1, 0
     if one_head:
         traces = [_head_heatmap_trace(stacked[-1, 0, 0], labels, top)]
         side = _heatmap_side_px(len(labels))
         layout = _token_axes(labels, side)
         updates = [{"z": [np.round(s[0, 0].astype(np.float64), 4)]} for s in stacked]
         targets = [0]
-        width, height = side + 260, side + 230 + current_theme().tick_size * 6
+        theme = current_theme()
+        # The slider sits under the rotated token labels and the axis title.
+        slider_pad = theme.tick_size * 7 + theme.font_size * 2
+        width, height = side + 260, side + 200 + slider_pad + theme.tick_size * 6
         title = f"Layer {layer} head {head} across {len(results)} checkpoints"
     else:
         hovers, uris, grid = [], [], None
@@ -632,7 +635,7 @@ def attention_over_training(
             active=len(steps) - 1,
             steps=steps,
             currentvalue=dict(prefix="training step "),
-            pad=dict(t=60 if one_head else 20),
+            pad=dict(t=slider_pad if one_head else 20),
         )
     ]
     label = source_label(first)

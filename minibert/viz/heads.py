@@ -178,7 +178,7 @@ def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
                 orientation="h",
                 x=0.31,
                 xanchor="center",
-                y=-0.32,
+                y=-0.42,
                 len=0.5,
                 thickness=14,
             ),
@@ -229,10 +229,10 @@ def ablation_chart(result: Any, *, top: int = 10) -> go.Figure:
         title,
         notes,
         width=int(max(1000, heads * theme.cell_px * 0.8 + 760)),
-        height=int(max(560, layers * theme.cell_px * 0.75 + 360)),
+        height=int(max(600, layers * theme.cell_px * 0.75 + 400)),
         kind="ablation_chart",
         info=info,
-    ).update_layout(margin=dict(b=170, r=60))
+    ).update_layout(margin=dict(b=210, r=60))
 
 
 def attention_difference(comparison: Any) -> go.Figure:

@@ -228,6 +228,13 @@ def fill_mask_over_training(over: Any, *, top_k: int | None = None) -> go.Figure
         ],
     )
     steps = [f"{c.step:,}" for c in checkpoints]
+    # Colour up to the largest probability shown (a young model's guesses are all below 10%,
+    # and on a 0-1 scale they would all look the same); the colour bar gives the numbers.
+    top = max(
+        (g.probability for r in results for guesses in r.guesses for g in guesses[:k]),
+        default=1.0,
+    )
+    top = min(1.0, max(top, 0.05))
     for row, _ in enumerate(positions, start=1):
         probability = np.full((k, len(results)), np.nan)
         words = np.full((k, len(results)), "", dtype=object)
@@ -244,7 +251,7 @@ def fill_mask_over_training(over: Any, *, top_k: int | None = None) -> go.Figure
                 texttemplate="%{text}",
                 textfont=dict(size=theme.tick_size),
                 zmin=0.0,
-                zmax=1.0,
+                zmax=top,
                 colorscale=SEQUENTIAL_SCALE,
                 xgap=2,
                 ygap=2,

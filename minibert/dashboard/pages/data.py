@@ -14,7 +14,9 @@ help_line(
 )
 
 
-@st.cache_resource(max_entries=8, show_spinner="Preparing the data report (a cache hit takes seconds)...")
+@st.cache_resource(
+    max_entries=8, show_spinner="Preparing the data report (a cache hit takes seconds)..."
+)
 def _report(run_path: str, fingerprint: str):
     """One report per (run, data fingerprint): the data cache makes it cheap after the first."""
     from minibert.inspect.runs import data_report
@@ -22,9 +24,19 @@ def _report(run_path: str, fingerprint: str):
     return data_report(run_path)
 
 
+def _recorded_data(run) -> dict:
+    """run.json's data block when it names the data settings, else {} (not written yet)."""
+    data = run.info.get("data")
+    return data if isinstance(data, dict) and isinstance(data.get("data_config"), dict) else {}
+
+
 run = None
 with guard("Listing the runs"):
-    runs = [r for r in all_runs() if r.kind == "pretrain"]
+    pretraining = [r for r in all_runs() if r.kind == "pretrain"]
+    runs = [r for r in pretraining if _recorded_data(r)]
+    waiting = [r.name for r in pretraining if not _recorded_data(r)]
+    if waiting:  # a run that is starting writes run.json once its data is prepared
+        st.caption("Not recorded their data yet: " + ", ".join(f"`{n}`" for n in waiting))
     if not runs:
         st.info(
             "No pretraining run in this folder yet (fine-tuning runs train on a task, not on "
@@ -35,13 +47,13 @@ with guard("Listing the runs"):
         run = pick_run("Pretraining run", runs, key="data-run")
 
 if run is not None:
-    data = run.info.get("data", {})
+    data = _recorded_data(run)
     with guard("Reading run.json"):
         a, b, c, d = st.columns(4)
-        a.metric("Corpus", str(data.get("data_config", {}).get("corpus", "?")))
+        a.metric("Corpus", str(data["data_config"].get("corpus", "?")))
         b.metric("Training documents", f"{data.get('train_documents', 0):,}")
         c.metric("Training tokens", f"{data.get('train_tokens', 0):,}")
-        d.metric("Vocabulary", f"{data.get('data_config', {}).get('vocab_size', 0):,}")
+        d.metric("Vocabulary", f"{data['data_config'].get('vocab_size', 0):,}")
         st.caption(
             f"Fingerprints: data `{str(data.get('data_fingerprint', '?'))[:12]}`, corpus "
             f"`{str(data.get('corpus_fingerprint', '?'))[:12]}`, tokenizer "
@@ -99,7 +111,8 @@ if run is not None:
             edges, counts = hist.get("bin_edges", []), hist.get("counts", [])
             if counts:
                 st.bar_chart(
-                    {"words per sentence": [f"{e:.0f}" for e in edges[:-1]], "sentences": counts},
+                    # Numbers, not labels: text labels would be sorted as text (0, 12, 4, ...).
+                    {"words per sentence": [round(e, 1) for e in edges[:-1]], "sentences": counts},
                     x="words per sentence",
                     y="sentences",
                 )

@@ -62,7 +62,6 @@ if run is not None:
         rows = buffer.rows(split, metric)
         if rows:
             fig = viz.training_curves({run.name: rows}, y=metric, x="step")
-            fig.update_layout(title=curve)
             show_figure(fig, key="finetune-curves")
         else:
             st.info(f"No `{metric}` in the `{split}` lines yet.")
@@ -130,7 +129,6 @@ if run is not None:
                     series[f"{row.name} ({row.start})"] = points
             if series:
                 fig = viz.training_curves(series, y="macro_f1", x="step")
-                fig.update_layout(title="Held-out macro-F1")
                 show_figure(fig, key="finetune-compare")
         else:
             st.caption(

@@ -64,7 +64,7 @@ st.caption(
     "10% stay as they are (Devlin et al. 2019, Sec. 3.1). The model must recover the original."
 )
 with guard("Running the masking lab"):
-    loaded = pick_model(runs, key="predictions-lab-model")
+    loaded = pick_model(runs, key="predictions-lab-model", masked_lm=True)
     text = st.text_area("Text", DEFAULT_LAB_TEXT, key="predictions-lab-text", height=80)
     left, right = st.columns(2)
     seed = left.number_input("Seed (another draw of positions)", 0, 10_000, 0, key="lab-seed")

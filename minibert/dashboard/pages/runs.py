@@ -12,7 +12,13 @@ from minibert.dashboard.common import (
     open_run,
     show_figure,
 )
-from minibert.inspect.runs import CurveBuffer, MetricsTail, list_run_checkpoints, nearest_checkpoint
+from minibert.inspect.runs import (
+    CurveBuffer,
+    MetricsTail,
+    list_run_checkpoints,
+    nearest_checkpoint,
+    runs_table,
+)
 
 # Curve name -> (split, metric key): what the trainer writes in metrics.jsonl.
 CURVES = {
@@ -70,7 +76,7 @@ with guard("Listing the runs"):
         _wait_for_runs()
         st.stop()
 
-    st.dataframe([r.as_row() for r in runs], hide_index=True, width="stretch")
+    st.dataframe(runs_table(runs), hide_index=True, width="stretch")
     names = [r.name for r in runs]
     running = [r.name for r in runs if r.status == "running"]
     remembered = [n for n in st.session_state.get("plotted_runs", []) if n in names]
@@ -112,7 +118,6 @@ def _draw_curves() -> None:
         )
         return
     fig = viz.training_curves(series, y=metric, x=x, log_y=log_y)
-    fig.update_layout(title=curve)
     event = show_figure(fig, key="runs-curves", on_select="rerun", selection_mode="points")
     _pick_checkpoint(event, series, x)
 
