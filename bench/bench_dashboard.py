@@ -64,7 +64,7 @@ def bench_attention(repeats: int) -> dict[str, float]:
     from minibert.dashboard.common import MINILM_LABEL
     from minibert.dashboard.launch import APP_PATH
     from minibert.inspect import load_model
-    from minibert.inspect.attention import attention
+    from minibert.inspect.attention_maps import attention
 
     loaded = load_model("minilm")
     text = _sentence(loaded.tokenizer)

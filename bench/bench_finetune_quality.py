@@ -6,7 +6,7 @@ pretraining run and from all-MiniLM-L6-v2, on topic classification and few-shot 
     python bench/bench_finetune_quality.py --pretrain-seconds 300          # pretrain first
     python bench/bench_finetune_quality.py --pretrained runs/tiny --seeds 0 --topic-seconds 60
 
-Arms (each through ``minibert.train.finetune``, the library's fine-tuning, default recipe):
+Arms (each through ``minibert.train.finetuning``, the library's fine-tuning, default recipe):
 
 * ``scratch``: ``init=random`` with the pretrained run's tokenizer and size (same model, no
   pretraining), so the difference is pretraining alone;
@@ -52,7 +52,7 @@ def _init_overrides(arm: str, run: Path) -> dict:
 
 
 def topic_scores(args, run: Path, arm: str, root: Path) -> list[dict]:
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     scores = []
     for seed in args.seeds:
@@ -91,7 +91,7 @@ def topic_scores(args, run: Path, arm: str, root: Path) -> list[dict]:
 
 
 def sentiment_scores(args, run: Path, arm: str, root: Path) -> dict:
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     overrides = {
         "task.name": "sentiment",

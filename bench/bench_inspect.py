@@ -101,7 +101,7 @@ def bench_text(args: argparse.Namespace) -> dict:
     import transformers
 
     from minibert import viz
-    from minibert.inspect.attention import attention
+    from minibert.inspect.attention_maps import attention
     from minibert.inspect.sources import load_model, minilm_dir
 
     loaded = load_model("minilm")
@@ -236,7 +236,7 @@ def bench_browser(result, args: argparse.Namespace) -> dict:
 
 def make_run(folder: Path, checkpoints: int) -> Path:
     """A ``tiny``-preset pretraining run with a checkpoint at every step (lee-news corpus)."""
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = folder / "tiny-run"
     pretrain(

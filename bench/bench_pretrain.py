@@ -4,7 +4,7 @@ peak memory of a tiny pretraining run.
     python bench/bench_pretrain.py                       # 60 s each side + a 5-minute RSS run
     python bench/bench_pretrain.py --seconds 10 --rss-seconds 20   # a quick look
 
-1. minibert: ``minibert.train.pretrain`` for ``--seconds`` of wall clock (its default recipe:
+1. minibert: ``minibert.train.pretraining`` for ``--seconds`` of wall clock (its default recipe:
    MLM on packed sentences, no NSP, sparse MLM logits at the masked positions only, bf16
    autocast where the CPU has native bf16; ``--nsp`` adds next-sentence prediction),
    evaluation and mid-run checkpoints off. The line it prints names the objective it ran.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from minibert.train.pretrain import available_cores, pretrain
+from minibert.train.pretraining import available_cores, pretrain
 from minibert.train.rundir import read_metrics
 
 
@@ -84,7 +84,7 @@ def run_transformers(args, config: dict, precision: str) -> dict:
 
     from minibert.data.pipeline import prepare_data
     from minibert.train.overrides import config_from_dict
-    from minibert.train.pretrain import build_examples
+    from minibert.train.pretraining import build_examples
     from minibert.train.settings import PretrainConfig
 
     pretrain_config = config_from_dict(PretrainConfig, config)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from minibert.train.pretrain import available_cores
+from minibert.train.pretraining import available_cores
 
 MINUTE_MARKS = (60, 120, 180, 240, 300)
 
@@ -176,7 +176,7 @@ def eval_batches_for(config_dict: dict, cache_dir):
     """minibert's held-out batches for a run's config, and its training examples + tokenizer."""
     from minibert.data.pipeline import prepare_data
     from minibert.train.overrides import config_from_dict
-    from minibert.train.pretrain import PretrainingTask, build_examples
+    from minibert.train.pretraining import PretrainingTask, build_examples
     from minibert.train.settings import PretrainConfig
 
     config = config_from_dict(PretrainConfig, config_dict)

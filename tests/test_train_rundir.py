@@ -302,7 +302,7 @@ def test_overwrite_replaces_a_run_and_refuses_anything_else(tmp_path, monkeypatc
 
 
 def test_pretrain_overwrite_refuses_a_folder_that_is_not_a_run_before_any_work(tmp_path):
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="notes.txt"):
@@ -332,7 +332,7 @@ def test_overwrite_killed_midway_leaves_the_old_run_whole(tmp_path):
 
 def test_a_second_run_on_the_same_directory_fails_at_once_naming_the_first(tmp_path):
     from minibert.locking import LockHeldError
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = tmp_path / "run"
     holder = subprocess.Popen(

@@ -20,7 +20,7 @@ import plotly.io as pio
 import pytest
 
 from minibert import viz
-from minibert.inspect.attention import AttentionResult
+from minibert.inspect.attention_maps import AttentionResult
 from minibert.inspect.checkpoints import AttentionOverTraining, CheckpointInfo
 from minibert.inspect.embeddings import EmbeddingProjection
 from minibert.inspect.heads import AblationResult, AttentionComparison, HeadStats

@@ -33,7 +33,7 @@ import torch  # noqa: F401
 import transformers  # noqa: F401
 from transformers import PreTrainedTokenizerFast  # noqa: F401 (its lazy import, done now)
 
-import minibert.inspect.attention  # noqa: F401
+import minibert.inspect.attention_maps  # noqa: F401
 import minibert.viz  # noqa: F401
 from minibert.inspect.runs import (
     RunSummary,

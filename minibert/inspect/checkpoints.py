@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minibert.inspect.attention import AttentionResult, attention_from_encoded
+from minibert.inspect.attention_maps import AttentionResult, attention_from_encoded
 from minibert.inspect.cache import DiskCache
 from minibert.inspect.errors import ModelSourceError, NoCheckpointsError
 from minibert.inspect.sources import LoadedModel, ModelSource, load_model
@@ -144,7 +144,7 @@ def attention_over_training(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
 ) -> AttentionOverTraining:
-    """:func:`~minibert.inspect.attention` of ``text`` at every checkpoint of the run.
+    """:func:`~minibert.inspect.attention_maps` of ``text`` at every checkpoint of the run.
 
     Every checkpoint shares the run's tokenizer, so all results have the same tokens.
     Results are cached on disk (``cache_dir``, default :func:`~minibert.inspect.cache.

@@ -541,7 +541,7 @@ def ablate_heads(
     Raises:
         HeadIndexError: a chosen head outside the model. UnsupportedModelError: a bare encoder.
     """
-    from minibert.inspect.attention import check_head
+    from minibert.inspect.attention_maps import check_head
 
     loaded = load_model(model_source)
     config = loaded.config
@@ -627,7 +627,7 @@ def compare_attention(
         InspectError: the models tokenize the text differently or differ in shape (compare
         models that share a tokenizer and an architecture).
     """
-    from minibert.inspect.attention import attention
+    from minibert.inspect.attention_maps import attention
     from minibert.inspect.errors import InspectError
 
     a = attention(source_a, text, text_pair, max_length=max_length)

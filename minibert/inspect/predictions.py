@@ -160,7 +160,7 @@ def _check_top_k(top_k: int) -> None:
 
 def heads_off_mask(loaded: LoadedModel, heads_off: Sequence[tuple[int, int]]) -> torch.Tensor:
     """A ``head_mask`` (L, nh) with the listed (layer, head) pairs switched off, checked."""
-    from minibert.inspect.attention import check_head
+    from minibert.inspect.attention_maps import check_head
 
     config = loaded.config
     mask = torch.ones(config.num_hidden_layers, config.num_attention_heads)  # (L, nh)

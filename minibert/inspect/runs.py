@@ -84,7 +84,7 @@ STALE_GAP_FACTOR = 10.0
 # runs/demo/pretrain/ (2), runs/cv/fold-0/ inside a demo folder (3).
 MAX_RUN_DEPTH = 3
 
-# Files written when a fine-tuning run is complete (see minibert.train.finetune).
+# Files written when a fine-tuning run is complete (see minibert.train.finetuning).
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 CONFUSION_FILE = "confusion_matrix.json"

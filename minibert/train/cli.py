@@ -171,7 +171,7 @@ def run_training_call(verb: str, args: argparse.Namespace, call: Callable[[], An
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
     from minibert.train.settings import PretrainConfig
 
     if args.resume and args.config is not None:

@@ -118,7 +118,7 @@ class DemoResult:
     data: dict[str, Any]
     pretrain: Any  # minibert.train.loop.TrainingResult
     fill_mask: list[dict[str, Any]]
-    from_pretrained: Any  # minibert.train.finetune.FinetuneResult
+    from_pretrained: Any  # minibert.train.finetuning.FinetuneResult
     from_scratch: Any
     timings: dict[str, float]
 
@@ -222,7 +222,7 @@ class DemoResult:
 
 def default_demo_dir(root: str | Path = "runs") -> Path:
     """``runs/demo``, or ``runs/demo-2``, ``-3``... if it is taken (a demo never overwrites)."""
-    from minibert.train.finetune import next_free_dir
+    from minibert.train.finetuning import next_free_dir
 
     return next_free_dir(root, "demo")
 
@@ -281,8 +281,8 @@ def _prepare_demo_dir(out: Path, overwrite: bool) -> None:
 def _run_demo_locked(config: DemoConfig, out: Path, cache_dir: str | Path | None) -> DemoResult:
     from minibert.data.pipeline import DataConfig, prepare_data
     from minibert.train.evaluate import fill_mask, load_masked_lm
-    from minibert.train.finetune import finetune
-    from minibert.train.pretrain import pretrain
+    from minibert.train.finetuning import finetune
+    from minibert.train.pretraining import pretrain
 
     timings: dict[str, float] = {}
     started = time.perf_counter()

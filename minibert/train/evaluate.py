@@ -22,7 +22,7 @@ from minibert.heads import BertForMaskedLM, BertForPreTraining
 from minibert.train.loop import evaluate_task, resolve_precision
 from minibert.train.overrides import apply_overrides, config_from_dict
 from minibert.train.preflight import InputFileError, read_run_info
-from minibert.train.pretrain import PretrainingTask, build_eval_examples
+from minibert.train.pretraining import PretrainingTask, build_eval_examples
 from minibert.train.rundir import RunDirectory
 from minibert.train.settings import PretrainConfig
 

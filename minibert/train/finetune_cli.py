@@ -9,7 +9,7 @@
     minibert demo --time-budget 60 --out runs/quick-demo
     minibert demo --dashboard           # the same, with the dashboard open on it (curves grow live)
 
-Every setting of :class:`~minibert.train.finetune.FinetuneConfig` (and of
+Every setting of :class:`~minibert.train.finetuning.FinetuneConfig` (and of
 :class:`~minibert.train.demo.DemoConfig`) is a ``--key value`` option, dotted
 (``--early-stopping.patience 5``) or bare when unambiguous (``--patience 5``); ``--help`` lists
 them. A ``--config`` YAML/JSON file gives settings too; the command line wins over it.
@@ -97,7 +97,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _finetune_epilog() -> str:
     from minibert.data.tasks import KNOWN_TASKS
-    from minibert.train.finetune import FinetuneConfig
+    from minibert.train.finetuning import FinetuneConfig
 
     tasks = "\n".join(f"  {name:<14} {text}" for name, text in KNOWN_TASKS.items())
     return f"tasks:\n{tasks}\n\n" + settings_epilog(FinetuneConfig())
@@ -133,7 +133,7 @@ def _add_finetune(subparsers: Any) -> None:
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from minibert.train.finetune import FinetuneConfig, finetune
+    from minibert.train.finetuning import FinetuneConfig, finetune
 
     overrides = collect_overrides(args, FinetuneConfig())
     _check_finetune_inputs(overrides)
@@ -160,7 +160,7 @@ def _check_finetune_inputs(overrides: dict[str, Any]) -> None:
     Every number must be finite (NaN passes a ``value <= 0`` check), and a minibert run given
     as ``--init``/``--tokenizer`` must have a readable run.json (the message names the file).
     """
-    from minibert.train.finetune import FinetuneConfig
+    from minibert.train.finetuning import FinetuneConfig
     from minibert.train.overrides import apply_overrides
     from minibert.train.preflight import read_run_info
     from minibert.train.settings import reject_non_finite

@@ -398,7 +398,7 @@ class PretrainConfig:
     """A whole pretraining run. ``preset`` picks the model size; ``model.*`` fine-tunes it.
 
     ``model.vocab_size`` always follows the trained tokenizer, and ``preset`` is applied before
-    any ``model.*`` override (see :func:`minibert.train.pretrain.build_pretrain_config`).
+    any ``model.*`` override (see :func:`minibert.train.pretraining.build_pretrain_config`).
     """
 
     # Bare names that two sections share, and the one a bare --name means.

@@ -144,7 +144,7 @@ class _Explorer:
 
 
 def _default_attention(source: Any, text: str, text_pair: str | None) -> Any:
-    from minibert.inspect.attention import attention
+    from minibert.inspect.attention_maps import attention
 
     return attention(source, text, text_pair)
 

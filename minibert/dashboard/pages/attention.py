@@ -55,7 +55,7 @@ if loaded is not None:
 result = None
 with guard("Computing the attention"):
     if loaded is not None:
-        from minibert.inspect.attention import attention  # the function (not the module)
+        from minibert.inspect.attention_maps import attention  # the function (not the module)
 
         if not text.strip():
             st.warning("Type a sentence to see where its words attend.")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from minibert.atomic import write_json_atomic
 from minibert.locking import acquire_run_lock
-from minibert.train.finetune.initialization import InitSource
-from minibert.train.finetune.outdir import prepare_parent_folder
-from minibert.train.finetune.report import RESULTS_FILE, RUN_FORMAT_VERSION, FinetuneResult
-from minibert.train.finetune.settings import FinetuneConfig
+from minibert.train.finetuning.initialization import InitSource
+from minibert.train.finetuning.outdir import prepare_parent_folder
+from minibert.train.finetuning.report import RESULTS_FILE, RUN_FORMAT_VERSION, FinetuneResult
+from minibert.train.finetuning.settings import FinetuneConfig
 from minibert.train.overrides import config_to_dict
 from minibert.versions import run_versions
 
@@ -67,7 +67,7 @@ def cross_validate(
 
     ``out`` is locked for the whole cross-validation (each fold also locks its own folder), so
     a second run on it fails at once, naming this one's pid. A non-empty ``out`` needs
-    ``overwrite``, which replaces only a run (see :mod:`~minibert.train.finetune.outdir`).
+    ``overwrite``, which replaces only a run (see :mod:`~minibert.train.finetuning.outdir`).
     """
     with acquire_run_lock(out):
         prepare_parent_folder(out, overwrite)

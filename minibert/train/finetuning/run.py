@@ -1,7 +1,7 @@
 """The fine-tuning run: check the settings, load the task, train, keep the best, report.
 
 :func:`finetune` checks everything cheap first (task name, ``init``, ``out``), then either runs
-once (:func:`finetune_once`) or once per fold (:mod:`~minibert.train.finetune.crossval`).
+once (:func:`finetune_once`) or once per fold (:mod:`~minibert.train.finetuning.crossval`).
 Fine-tuning runs in one process (one CPU or GPU): the tasks are small, and macro-F1 and early
 stopping need all validation predictions in one place. Runs are short and are not resumed (the
 checkpoint written when training stops is there to inspect); start again with ``overwrite``.
@@ -20,24 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from minibert.locking import acquire_run_lock
-from minibert.train.finetune.crossval import cross_validate
-from minibert.train.finetune.data import encode_split, sample_examples
-from minibert.train.finetune.initialization import (
+from minibert.train.finetuning.crossval import cross_validate
+from minibert.train.finetuning.data import encode_split, sample_examples
+from minibert.train.finetuning.initialization import (
     InitSource,
     build_model,
     resolve_init,
     tokenizer_for,
 )
-from minibert.train.finetune.outdir import check_out
-from minibert.train.finetune.report import (
+from minibert.train.finetuning.outdir import check_out
+from minibert.train.finetuning.report import (
     RESULTS_FILE,
     RUN_FORMAT_VERSION,
     FinetuneResult,
     report_final_weights,
     write_json,
 )
-from minibert.train.finetune.settings import FOLD_TASKS, FinetuneConfig, build_finetune_config
-from minibert.train.finetune.task import FinetuningTask
+from minibert.train.finetuning.settings import FOLD_TASKS, FinetuneConfig, build_finetune_config
+from minibert.train.finetuning.task import FinetuningTask
 from minibert.train.loop import Trainer
 from minibert.train.metrics import require_seqeval
 from minibert.train.overrides import config_to_dict
@@ -58,7 +58,7 @@ def finetune(
     overwrite: bool = False,
     cache_dir: str | Path | None = None,
 ) -> FinetuneResult:
-    """Fine-tune on a task and write the run directory ``out`` (see :mod:`minibert.train.finetune`).
+    """Fine-tune on a task and write the run directory ``out`` (see :mod:`minibert.train.finetuning`).
 
     Args:
         config: the settings (default: :class:`FinetuneConfig`).
@@ -117,7 +117,7 @@ def finetune_once(
     from minibert.data.tasks import load_task
     from minibert.train.checkpoint import save_checkpoint
     from minibert.train.distributed import setup_distributed
-    from minibert.train.pretrain import configure_threads
+    from minibert.train.pretraining import configure_threads
 
     task_config = config.task
     task = load_task(task_config.name, **task_config.load_options(task_config.fold))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from minibert.train.finetune.data import EncodedSplit, batches, collate
+from minibert.train.finetuning.data import EncodedSplit, batches, collate
 from minibert.train.metrics import ClassificationMetrics, classification_metrics, entity_metrics
 
 __all__ = ["SplitPredictions", "gather_predictions", "predict", "split_metrics"]

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from minibert.train.finetune.data import IGNORE_INDEX, EncodedSplit, batches, collate
-from minibert.train.finetune.early_stopping import (
+from minibert.train.finetuning.data import IGNORE_INDEX, EncodedSplit, batches, collate
+from minibert.train.finetuning.early_stopping import (
     EarlyStopping,
     EarlyStoppingConfig,
     selection_metric,
 )
-from minibert.train.finetune.predictions import gather_predictions, split_metrics
+from minibert.train.finetuning.predictions import gather_predictions, split_metrics
 from minibert.train.loop import LossTerms, TrainingTask
 
 __all__ = ["FinetuningTask"]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from minibert.train.finetune.early_stopping import EarlyStoppingConfig
+from minibert.train.finetuning.early_stopping import EarlyStoppingConfig
 from minibert.train.overrides import apply_overrides
 from minibert.train.settings import OptimConfig, TrainConfig, check_number
 

@@ -8,7 +8,7 @@ model selection on the validation set.
 
 :func:`finetune` is the whole run, on the shared :class:`~minibert.train.loop.Trainer`:
 
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
     result = finetune(overrides={"task": "wiki-topic", "init": "runs/tiny"}, out="runs/topic")
     print(result.summary())
 
@@ -32,23 +32,23 @@ accuracy, lr, ...), ``eval`` lines on the validation split during training (plus
 
 from __future__ import annotations
 
-from minibert.train.finetune.data import IGNORE_INDEX, EncodedSplit, encode_split
-from minibert.train.finetune.early_stopping import EarlyStopping, EarlyStoppingConfig
-from minibert.train.finetune.initialization import MINILM, InitSource, minilm_dir, resolve_init
-from minibert.train.finetune.predictions import SplitPredictions, predict
-from minibert.train.finetune.report import (
+from minibert.train.finetuning.data import IGNORE_INDEX, EncodedSplit, encode_split
+from minibert.train.finetuning.early_stopping import EarlyStopping, EarlyStoppingConfig
+from minibert.train.finetuning.initialization import MINILM, InitSource, minilm_dir, resolve_init
+from minibert.train.finetuning.predictions import SplitPredictions, predict
+from minibert.train.finetuning.report import (
     CONFUSION_FILE,
     PREDICTIONS_FILE,
     RESULTS_FILE,
     FinetuneResult,
 )
-from minibert.train.finetune.run import finetune, next_free_dir
-from minibert.train.finetune.settings import (
+from minibert.train.finetuning.run import finetune, next_free_dir
+from minibert.train.finetuning.settings import (
     FinetuneConfig,
     FinetuneTaskConfig,
     build_finetune_config,
 )
-from minibert.train.finetune.task import FinetuningTask
+from minibert.train.finetuning.task import FinetuningTask
 
 __all__ = [
     "CONFUSION_FILE",

@@ -28,7 +28,7 @@ from torch import nn
 from minibert.train.loop import derive_seed
 
 if TYPE_CHECKING:
-    from minibert.train.finetune.settings import FinetuneConfig
+    from minibert.train.finetuning.settings import FinetuneConfig
 
 __all__ = ["MINILM", "InitSource", "build_model", "minilm_dir", "resolve_init", "tokenizer_for"]
 

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from minibert.atomic import atomic_file, write_json_atomic
-from minibert.train.finetune.data import EncodedSplit
-from minibert.train.finetune.predictions import SplitPredictions, predict, split_metrics
-from minibert.train.finetune.task import FinetuningTask
+from minibert.train.finetuning.data import EncodedSplit
+from minibert.train.finetuning.predictions import SplitPredictions, predict, split_metrics
+from minibert.train.finetuning.task import FinetuningTask
 from minibert.train.loop import TrainingResult
 from minibert.train.metrics import ClassificationMetrics
 from minibert.train.rundir import MetricsWriter, RunDirectory
