@@ -83,6 +83,10 @@ def bad(tmp_path_factory) -> Path:
 BAD_INPUTS = [
     # prepare-data
     ("prepare-data --config {bad}/bad.yaml", "bad.yaml is not valid YAML"),
+    ("dashboard --port 0", "--port must be between 1 and 65535"),
+    ("dashboard --port 70000", "--port must be between 1 and 65535"),
+    ("dashboard --port eighty", "invalid int value"),
+    ("dashboard --runs {bad}/a-file", "is a file; give the folder"),
     ("prepare-data --config {bad}/bad.json", "bad.json is not valid JSON"),
     ("prepare-data --config {bad}/list.yaml", "must hold a mapping"),
     ("prepare-data --corpus {bad}/bad.xml --cache-dir {tmp}", "bad.xml is not a well-formed"),

@@ -83,7 +83,7 @@ def test_bad_offsets_and_scales_are_refused():
         local_attention_init_(model, (1, -1, 2, -2, 3))
     with pytest.raises(ValueError, match="positive"):
         local_attention_init_(model, (1,), scale=0.0)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="local_attention_scale must be a finite number > 0"):
         InitConfig(local_attention_scale=-1.0)
 
 

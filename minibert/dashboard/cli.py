@@ -59,6 +59,8 @@ def serve(runs: Path, port: int | None, host: str) -> int:
 
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    if runs.exists() and not runs.is_dir():
+        raise ValueError(f"--runs {runs} is a file; give the folder that holds your runs")
     warn_if_public(host)
     if not runs.is_dir():
         print(
