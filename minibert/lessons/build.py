@@ -168,14 +168,44 @@ def exercise_cells(nb: Any) -> list[ExerciseCell]:
     return found
 
 
-def _replace_function(source: str, new_function: str) -> str:
-    """``source`` with its first top-level function replaced by ``new_function``'s text."""
+def _docstring_end(node: ast.FunctionDef) -> int | None:
+    """The last line of ``node``'s docstring (1-based), or None if it has none."""
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first.end_lineno
+    return None
+
+
+def _body_lines(source: str) -> list[str]:
+    """The body of the function in ``source``, without its signature and docstring, with the
+    comment lines just above its first statement."""
     node = _defined_function(source)
     assert node is not None
     lines = source.splitlines()
-    first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-    last = node.end_lineno or node.lineno
-    return "\n".join([*lines[:first], new_function.rstrip("\n"), *lines[last:]]).strip("\n")
+    statements = node.body[1:] if _docstring_end(node) is not None else node.body
+    if not statements:
+        return ["    pass"]
+    begin = statements[0].lineno - 1
+    floor = (_docstring_end(node) or node.lineno) if statements is not node.body else node.lineno
+    while begin - 1 >= floor and lines[begin - 1].strip().startswith("#"):
+        begin -= 1
+    return lines[begin : node.end_lineno]
+
+
+def _fill_in(cell_source: str, solution_source: str) -> str:
+    """The exercise cell with its function's body replaced by the solution's body; the student's
+    signature, docstring and the rest of the cell stay as they are."""
+    node = _defined_function(cell_source)
+    assert node is not None
+    lines = cell_source.splitlines()
+    keep_until = _docstring_end(node) or (node.body[0].lineno - 1)
+    # Comments right after the docstring are the "YOUR CODE HERE" prompt: replaced too.
+    filled = [*lines[:keep_until], *_body_lines(solution_source), *lines[node.end_lineno :]]
+    return "\n".join(filled).strip("\n")
 
 
 def _clean(nb: Any) -> Any:
@@ -218,9 +248,7 @@ def solutions_notebook(source: str | Path) -> Any:
     for cell in exercise_cells(nb):
         ex = get_exercise(cell.exercise, module)
         target = nb.cells[cell.index]
-        target.source = _replace_function(
-            target.source, function_source(ex.solution, rename_to=cell.function)
-        )
+        target.source = _fill_in(target.source, function_source(ex.solution))
     note = (
         "**Instructor's copy**: every exercise is filled in with a reference solution. "
         f"Generated from `notebooks/{Path(source).name}` by `python -m minibert.lessons.build`; "

@@ -661,7 +661,9 @@ def run_check(ex: Exercise, fn: Callable[..., Any] | None, *, seed: int = 0) -> 
             f"again; {solution_hint} shows one answer."
         )
         return Outcome(name, "failed", "\n".join(lines), failure.mistake, list(report.cases))
-    cases = f": {', '.join(report.cases)}" if report.cases else ""
+    shown = report.cases[:6]
+    more = f" and {len(report.cases) - 6} more" if len(report.cases) > 6 else ""
+    cases = f": {', '.join(shown)}{more}" if report.cases else ""
     lines = [f"[ok] {name}: passed {len(report.cases) or 'all'} case(s){cases}."]
     lines += ["    " + note for note in report.notes]
     lines.append("    The cells below use your function.")
