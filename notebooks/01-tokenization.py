@@ -260,9 +260,10 @@ tokenized = [
 ]
 mine = subword_stats(tokenized)
 library = tokenizer_report(ours, valid_texts)
-print(f"your numbers:    tokens per word {mine[0]:.3f}, [UNK] rate {mine[1]:.4%}")
-print(f"minibert's:      tokens per word {library.tokens_per_word:.3f}, "
-      f"[UNK] rate {library.unk_word_rate:.4%}")  # fmt: skip
+print(f"your numbers: tokens per word {mine[0]:.3f}, [UNK] rate {mine[1]:.4%}")
+print(
+    f"minibert's:   tokens per word {library.tokens_per_word:.3f}, [UNK] rate {library.unk_word_rate:.4%}"
+)
 
 # %% [markdown]
 # ### Vocabulary size against tokens per word and [UNK] rate

@@ -87,8 +87,8 @@ def execute(nb, *, cwd: Path = NOTEBOOKS, allow_errors: bool = False):
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
         allow_errors=allow_errors,
-        # Widget state would make an HTML export fetch the widget manager from a CDN.
-        store_widget_state=False,
+        # Widget state is kept (nbclient's Output-widget capture needs it);
+        # build.export_html drops it, since it would fetch the widget manager from a CDN.
     )
     started = time.perf_counter()
     client.execute()

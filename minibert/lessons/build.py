@@ -339,6 +339,7 @@ def build_all(folder: str | Path | None = None, *, check: bool = False) -> list[
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+_WIDGET_REPR = re.compile(r"^[A-Z]\w*\(")
 
 # The "lab" template with every script that would come from a CDN removed: require.js (only
 # the widget manager and old plotly output needed it), MathJax (formulas stay as readable
@@ -366,11 +367,53 @@ def _plotly_html(figure: dict, div_id: str, include_plotlyjs: bool) -> str:
     )
 
 
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\$)")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+
+
+def math_to_mathml(markdown: str) -> str:
+    """``$...$`` and ``$$...$$`` LaTeX in ``markdown`` as MathML, which browsers draw with no
+    script (MathJax would come from a CDN). Needs ``latex2mathml``; without it, or for a
+    formula it cannot convert, the LaTeX source stays as it is. Code spans are left alone."""
+    try:
+        from latex2mathml.converter import convert
+    except ImportError:
+        return markdown
+
+    def mathml(tex: str, display: str) -> str | None:
+        try:
+            return convert(tex.strip(), display=display).replace("\n", "")
+        except Exception:  # an unsupported command: keep the source readable instead
+            return None
+
+    def block(match: re.Match) -> str:
+        return mathml(match.group(1), "block") or match.group(0)
+
+    def inline(match: re.Match) -> str:
+        return mathml(match.group(1), "inline") or match.group(0)
+
+    # Protect code spans (e.g. `$PATH`) from being read as math.
+    spans: list[str] = []
+
+    def protect(match: re.Match) -> str:
+        spans.append(match.group(0))
+        return f"\x00{len(spans) - 1}\x00"
+
+    text = _CODE_SPAN.sub(protect, markdown)
+    text = _DISPLAY_MATH.sub(block, text)
+    text = _INLINE_MATH.sub(inline, text)
+    return re.sub("\x00(\\d+)\x00", lambda m: spans[int(m.group(1))], text)
+
+
 def offline_outputs(nb: Any) -> Any:
-    """A copy of ``nb`` whose plotly outputs are HTML that draws offline (plotly.js embedded
-    in the first one) and whose widgets are replaced by a short note."""
+    """A copy of ``nb`` for an offline page: plotly outputs as HTML that draws with plotly.js
+    embedded in the first one, widgets replaced by a short note, LaTeX as MathML."""
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
     first = True
     count = 0
     for cell in nb.cells:
@@ -390,11 +433,16 @@ def offline_outputs(nb: Any) -> Any:
                 del data[PLOTLY_MIMETYPE]
             if WIDGET_MIMETYPE in data:
                 del data[WIDGET_MIMETYPE]
-                data["text/html"] = (
-                    '<p class="minibert-widget-note"><em>An interactive widget is here when the '
-                    "notebook runs in Jupyter or VS Code.</em></p>"
-                )
-                data.pop("text/plain", None)
+                plain = data.get("text/plain", "")
+                plain = plain if isinstance(plain, str) else "".join(plain)
+                # A progress bar's text form is the bar itself ("x: 100%|###| 3/3"): keep it.
+                # A control's is its repr ("VBox(children=...)"): say what would be there.
+                if _WIDGET_REPR.match(plain) or not plain:
+                    data["text/html"] = (
+                        '<p class="minibert-widget-note"><em>An interactive widget is here when '
+                        "the notebook runs in Jupyter or VS Code.</em></p>"
+                    )
+                    data.pop("text/plain", None)
     return nb
 
 

@@ -276,15 +276,14 @@ class Lesson:
 
         return pretrained_run(self, **kwargs)
 
-    def done(self) -> float:
-        """Print the time the notebook took against its budget; return the seconds."""
+    def done(self) -> None:
+        """Print the time the notebook took against its budget (the last cell of a lesson)."""
         elapsed = self.elapsed()
         verdict = "within" if elapsed <= self.budget_s else "OVER"
         print(
             f"lesson {self.name} ran in {elapsed:.0f} s ({verdict} the {self.budget_s:.0f} s "
             f"{self.mode}-mode budget)."
         )
-        return elapsed
 
 
 def start(name: str, *, seed: int = 0, threads: int | None = None, verbose: bool = False) -> Lesson:

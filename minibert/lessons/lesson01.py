@@ -10,6 +10,7 @@ entry spells becomes a single ``[UNK]``.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -418,8 +419,13 @@ def sweep_figure(rows: Sequence[dict[str, Any]], marks: dict[str, dict[str, Any]
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(type="log", title_text="vocabulary size (entries)")
+    # Room on both sides so the labels of the first and last points are not cut off.
+    everything = sizes + [r["vocab_size"] for r in (marks or {}).values()]
+    span = [math.log10(min(everything)) - 0.15, math.log10(max(everything)) + 0.25]
+    fig.update_xaxes(type="log", title_text="vocabulary size (entries)", range=span)
     fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(tickformat=".1f", row=1, col=1)
+    fig.update_yaxes(tickformat=".2%", row=1, col=2)
     fig.update_layout(height=420, margin={"t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
 
