@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,8 +122,15 @@ class BertConfig:
             _require_probability("classifier_dropout", self.classifier_dropout)
         for name in ("layer_norm_eps", "initializer_range"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)  # NaN passes `value <= 0`
+                or value <= 0
+            ):
+                raise ValueError(
+                    f"{name} must be a positive number, not NaN or inf; got {value!r}."
+                )
         if (
             isinstance(self.pad_token_id, bool)
             or not isinstance(self.pad_token_id, int)

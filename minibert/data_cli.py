@@ -28,7 +28,8 @@ from typing import Any
 
 from minibert.data.pipeline import DataConfig, prepare_data
 from minibert.data.tokenizer import save_tokenizer, special_token_ids
-from minibert.train.overrides import apply_overrides, flatten_config_mapping, load_config_file
+from minibert.train.overrides import apply_overrides, flatten_config_mapping
+from minibert.train.preflight import read_config_file
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     config = DataConfig()
     if args.config:
         config = apply_overrides(
-            config, flatten_config_mapping(config, load_config_file(args.config))
+            config, flatten_config_mapping(config, read_config_file(args.config))
         )
     overrides = {
         dest.split(":", 1)[1]: value

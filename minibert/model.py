@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
 import torch
@@ -35,6 +34,7 @@ from torch import nn
 
 from minibert import __version__
 from minibert.activations import get_activation
+from minibert.atomic import atomic_file, write_text_atomic
 from minibert.attention import MultiHeadSelfAttention, padding_mask_to_additive
 from minibert.config import BertConfig
 from minibert.hf_names import load_hf_state_dict, to_hf_state_dict
@@ -345,7 +345,8 @@ class BertPreTrainedModel(nn.Module):
         Keys are HF's (e.g. ``bert.encoder.layer.0.attention.self.query.weight``) and tied
         weights are stored once, as `transformers` does, so ``AutoModelForMaskedLM`` and
         ``pipeline("fill-mask", model=directory)`` load the directory directly. Files are
-        written to temporary names and renamed, so an interrupted save leaves no half file.
+        written to temporary names and renamed (:mod:`minibert.atomic`), so an interrupted save
+        leaves no half file.
         Returns the directory.
         """
         directory = Path(directory)
@@ -363,12 +364,11 @@ class BertPreTrainedModel(nn.Module):
             tie_word_embeddings=True,
             minibert_version=__version__,
         )
-        weights_tmp = _temporary_path(directory, WEIGHTS_NAME)
-        save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
-        os.replace(weights_tmp, directory / WEIGHTS_NAME)
-        config_tmp = _temporary_path(directory, CONFIG_NAME)
-        config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(config_tmp, directory / CONFIG_NAME)
+        with atomic_file(directory / WEIGHTS_NAME) as weights_tmp:
+            save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
+        write_text_atomic(
+            directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n"
+        )
         logger.info("saved %s to %s", type(self).__name__, directory)
         return directory
 
@@ -422,7 +422,7 @@ def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             tensors: dict[str, torch.Tensor] = {}
             for shard in sorted(set(weight_map.values())):
-                tensors.update(load_file(str(directory / shard)))
+                tensors.update(load_file(str(_shard_path(directory, shard))))
             return tensors
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"could not read the weights in {directory}: {err}") from err
@@ -436,10 +436,28 @@ def read_safetensors_dir(directory: Path) -> dict[str, torch.Tensor]:
     raise ValueError(f"{directory} has no {WEIGHTS_NAME}.{hint}")
 
 
-def _temporary_path(directory: Path, name: str) -> Path:
-    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(handle)
-    return Path(path)
+def _shard_path(directory: Path, shard: object) -> Path:
+    """Where shard ``shard`` of a safetensors index lives, if it stays inside ``directory``.
+
+    The index is data from whoever made the folder: a name such as ``../../.ssh/id_rsa`` or
+    ``/etc/passwd`` must not make us open a file outside the model folder. The check is on the
+    name, not on resolved paths, so a hub cache whose files are symlinks to blobs still loads.
+    """
+    name = str(shard)
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if (
+        not isinstance(shard, str)
+        or not parts
+        or PurePosixPath(name).is_absolute()
+        or PureWindowsPath(name).is_absolute()
+        or PureWindowsPath(name).drive
+        or ".." in parts
+    ):
+        raise ValueError(
+            f"{directory / WEIGHTS_INDEX_NAME} names the shard {name!r}, which is not a file "
+            "inside the model folder; refusing to read it. The index may be damaged or crafted."
+        )
+    return directory.joinpath(*parts)
 
 
 # -- the encoder -----------------------------------------------------------------------------

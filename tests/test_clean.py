@@ -120,6 +120,45 @@ def test_split_sentences_loses_no_text():
     assert " ".join(split_sentences(text)).split() == text.split()
 
 
+def _old_splitter():
+    """The quadratic splitter replaced in issue 13 (kept in the benchmark as the reference)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_sentence_split.py"
+    spec = importlib.util.spec_from_file_location("bench_sentence_split", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_split_sentences_matches_the_old_splitter_on_real_text():
+    from minibert.data.corpora import load_corpus
+
+    old = _old_splitter()
+    for name in ("wiki-sample", "lee-news"):
+        for document in load_corpus(name):
+            assert split_sentences(document.text) == old.old_split_sentences(document.text)
+    tricky = "He said no. Then U.S. The end... Really?! \u201cYes.\u201d She left.\tA tab. End"
+    assert split_sentences(tricky) == old.old_split_sentences(tricky)
+
+
+def test_split_sentences_is_linear_in_the_line_length():
+    # Issue 13: the old splitter sliced the rest of the line at every full stop (19 s for a
+    # 2.8 MB line on the shared 2-core machine) and its regex retried every start position in
+    # a run of dots (7 s for 20,000 dots). Both now take well under a second; 5 s of CPU time
+    # leaves room for a slow machine while still failing the quadratic version.
+    import time
+
+    prose = _old_splitter().one_line_of_prose(3.0)
+    dots = "It ended" + "." * 20_000 + "x Then it went on. And on."
+    started = time.process_time()
+    sentences = split_sentences(prose)
+    assert split_sentences(dots) == ["It ended" + "." * 20_000 + "x Then it went on.", "And on."]
+    assert time.process_time() - started < 5.0
+    assert len(sentences) > 10_000 and " ".join(sentences) == " ".join(prose.split(" ")).strip()
+
+
 # --- line rules ---------------------------------------------------------------------------
 
 
@@ -175,6 +214,7 @@ BAD_DOCUMENTS = {
     ),
     "too_few_words": ("Short. Very short. Tiny. Small. Done.", {"min_words": 50}),
     "too_many_words": (GOOD + " " + GOOD, {"max_words": 100}),
+    "document_too_long": (GOOD + " " + GOOD, {"max_chars": 500}),
     "mean_word_length_out_of_range": (
         "a b c d e f g h i j " * 10,
         {"min_length": 3.0, "max_length": 10.0},
@@ -288,6 +328,44 @@ def test_line_rules_edit_documents_and_count_what_they_cut():
         assert reports[name].docs_changed == 1 and reports[name].docs_removed == 0
     assert result.documents == [good_doc("river")]
     assert reports["citation_markers"].bytes_removed == len("[12]")
+
+
+def test_line_is_too_long():
+    assert filters.line_is_too_long("x" * 21, max_chars=20)
+    assert not filters.line_is_too_long("x" * 20, max_chars=20)
+
+
+def test_length_caps_are_the_first_steps_and_report_what_they_removed():
+    # Issue 13: a 50 MB one-line "document" used to reach every later step (and the
+    # quadratic sentence splitter). Now two reported steps right after normalize stop it.
+    long_line = "This sentence goes on and on. " * 1_000  # 30,000 characters on one line
+    documents = {
+        "good": GOOD,
+        "huge": (GOOD + "\n\n") * 100,  # about 48,000 characters over 100 lines
+        "long-line": GOOD + "\n\n" + long_line,
+    }
+    config = CleaningConfig(max_document_chars=40_000, max_line_chars=20_000, near_dedup=False)
+    result = clean_corpus(list(documents.values()), config)
+    names = [r.name for r in result.reports]
+    assert names[:3] == ["normalize", "document_too_long", "long_lines"]
+    reports = {r.name: r for r in result.reports}
+    _check_report_arithmetic(result.reports)
+    assert reports["document_too_long"].reason_counts == {"document_too_long": 1}
+    assert reports["document_too_long"].examples[0].doc_id == "#1"
+    assert "> 40,000" in reports["document_too_long"].examples[0].detail
+    assert reports["long_lines"].edit_counts == {"lines": 1}
+    assert reports["long_lines"].docs_changed == 1
+    assert reports["long_lines"].bytes_removed == len(long_line.strip()) + 2
+    # Without its long line, the third document is a copy of the first.
+    assert result.documents == [normalize_text(GOOD)]
+    assert reports["exact_dedup"].reason_counts == {"exact_dedup": 1}
+    assert "too_few_sentences" in names
+    # None switches the caps off, like every other rule.
+    off = CleaningConfig(max_document_chars=None, max_line_chars=None)
+    off_names = [r.name for r in clean_corpus([GOOD], off).reports]
+    assert "document_too_long" not in off_names and "long_lines" not in off_names
+    with pytest.raises(ValueError, match="max_line_chars"):
+        CleaningConfig(max_line_chars=-1)
 
 
 def test_disabled_rules_are_not_run():

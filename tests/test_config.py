@@ -58,6 +58,10 @@ def test_hidden_size_must_divide_into_heads():
         ("hidden_act", "tanhh", "hidden_act='tanhh' is not supported"),
         ("layer_norm_eps", 0.0, "layer_norm_eps must be a positive number"),
         ("initializer_range", -0.02, "initializer_range must be a positive number"),
+        # Issue 13: NaN passes `value <= 0`, so these used to be accepted.
+        ("layer_norm_eps", float("nan"), "layer_norm_eps must be a positive number, not NaN"),
+        ("initializer_range", float("inf"), "initializer_range must be a positive number"),
+        ("hidden_dropout_prob", float("nan"), "hidden_dropout_prob must be a probability"),
         ("pad_token_id", 30522, r"pad_token_id must be an int in \[0, vocab_size=30522\)"),
         ("problem_type", "ranking", "problem_type='ranking' is not known"),
         ("num_labels", 0, "num_labels must be a positive int"),

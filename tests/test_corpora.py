@@ -242,3 +242,23 @@ def test_documents_are_frozen_and_hashable():
     with pytest.raises(AttributeError):
         doc.text = "changed"  # type: ignore[misc]
     assert hash(doc) == hash(Document("x", "X", "text", "test", {"other": 1}))
+
+
+def test_a_malformed_or_truncated_wiki_dump_names_the_file(tmp_path):
+    # Issue 13: ElementTree's ParseError (a SyntaxError) and bz2's EOFError used to reach the
+    # command line as tracebacks without the file's name.
+    import bz2
+
+    from minibert.data.corpora import CorpusFormatError
+
+    whole = gensim_test_data(WIKI_SAMPLE_FILE).read_bytes()
+    if WIKI_SAMPLE_FILE.endswith(".bz2"):
+        whole = bz2.decompress(whole)
+    cut = tmp_path / "cut.xml"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(CorpusFormatError, match=r"cut\.xml is not a well-formed MediaWiki XML"):
+        list(iter_wiki_pages(cut))
+    archive = tmp_path / "cut.xml.bz2"
+    archive.write_bytes(bz2.compress(whole)[:5000])
+    with pytest.raises(CorpusFormatError, match=r"cut\.xml\.bz2 cannot be decompressed"):
+        load_corpus(archive)

@@ -83,3 +83,21 @@ def test_default_demo_dir_never_reuses_a_full_directory(tmp_path):
     assert default_demo_dir(tmp_path) == tmp_path / "demo"  # empty: fine
     (tmp_path / "demo" / "demo.json").write_text("{}")
     assert default_demo_dir(tmp_path) == tmp_path / "demo-2"
+
+
+def test_demo_overwrite_replaces_only_a_demo(tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(occupied), "--overwrite", "--time-budget", "5"]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    assert (occupied / "notes.txt").read_text() == "mine"
+
+    from minibert.train.demo import _prepare_demo_dir
+
+    old = tmp_path / "demo"
+    (old / "pretrain" / "checkpoints").mkdir(parents=True)
+    (old / "pretrain" / "run.json").write_text("{}")
+    (old / "demo.json").write_text("{}")
+    _prepare_demo_dir(old, overwrite=True)
+    assert old.is_dir() and not any(old.iterdir())

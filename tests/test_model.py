@@ -464,3 +464,33 @@ def test_a_bf16_model_runs_every_path():
         )
         assert out.prediction_logits.dtype == torch.bfloat16
         assert torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize(
+    "shard", ["../outside.safetensors", "sub/../../outside.safetensors", "/abs/outside.safetensors"]
+)
+def test_a_shard_index_cannot_point_outside_the_model_folder(tmp_path, shard):
+    from minibert.model import read_safetensors_dir
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    outside = tmp_path / "outside.safetensors"
+    save_file({"w": torch.ones(2)}, str(outside))
+    if shard.startswith("/"):
+        shard = str(outside)  # an absolute path to a real file
+    index = {"metadata": {}, "weight_map": {"w": shard}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="not a file inside the model folder"):
+        read_safetensors_dir(folder)
+
+
+def test_a_shard_index_inside_the_folder_loads(tmp_path):
+    from minibert.model import read_safetensors_dir
+
+    folder = tmp_path / "model"
+    (folder / "shards").mkdir(parents=True)
+    save_file({"a": torch.ones(2)}, str(folder / "part-1.safetensors"))
+    save_file({"b": torch.zeros(3)}, str(folder / "shards" / "part-2.safetensors"))
+    index = {"weight_map": {"a": "part-1.safetensors", "b": "shards/part-2.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert sorted(read_safetensors_dir(folder)) == ["a", "b"]

@@ -290,3 +290,69 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "here"
     monkeypatch.delenv("MINIBERT_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "minibert"
+
+
+def test_two_processes_needing_one_entry_build_it_once(small_corpus, tmp_path, monkeypatch):
+    """The second waits on the entry's lock, then reads what the first wrote."""
+    import threading
+    import time
+
+    cache = tmp_path / "cache"
+    config = small_config(small_corpus)
+    builds = []
+    real_build = pipeline._build_corpus
+
+    def slow_build(*args, **kwargs):
+        builds.append(threading.get_ident())
+        time.sleep(1.0)  # long enough for the other caller to arrive while this one builds
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_build_corpus", slow_build)
+    results, errors = [], []
+
+    def prepare():
+        try:
+            results.append(prepare_corpus(config, cache, progress=False))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    # Each thread opens the lock file itself, and flock excludes separate opens even within one
+    # process, so two threads stand in for two processes (or two machines sharing the folder).
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(results) == 2
+    assert len(builds) == 1
+    assert sorted(r.from_cache for r in results) == [False, True]
+    assert results[0].fingerprint == results[1].fingerprint
+
+
+def test_a_complete_entry_is_never_replaced_by_an_identical_one(small_corpus, tmp_path):
+    cache = tmp_path / "cache"
+    config = small_config(small_corpus)
+    first = prepare_corpus(config, cache, progress=False)
+    inode = first.cache_path.stat().st_ino
+    # A process that found no entry when it looked, and built one meanwhile, must keep the
+    # complete entry it finds when it gets the lock (a reader may be using it).
+    value, built = pipeline._load_or_build(
+        first.cache_path,
+        read=lambda: pipeline._read_corpus_entry(first.cache_path, config),
+        build=lambda folder: pytest.fail("rebuilt an entry that was complete"),
+        refresh=False,
+    )
+    assert not built and value.fingerprint == first.fingerprint
+    assert first.cache_path.stat().st_ino == inode
+
+
+def test_a_killed_cache_swap_is_restored(small_corpus, tmp_path, monkeypatch):
+    """A rebuild (refresh) killed between its two renames: the old entry comes back."""
+    cache = tmp_path / "cache"
+    config = small_config(small_corpus)
+    first = prepare_corpus(config, cache, progress=False)
+    aside = first.cache_path.parent / f".old-{first.cache_path.name}-12345"
+    first.cache_path.rename(aside)  # what the kill leaves (the crash itself: test_train_rundir)
+    again = prepare_corpus(config, cache, progress=False)
+    assert again.from_cache and again.cache_path.is_dir() and not aside.exists()

@@ -4,8 +4,10 @@ train the same global batch as one process, and log the same metrics within floa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -86,3 +88,54 @@ def test_two_processes_agree_on_a_time_budget(tmp_path, cache_dir):
     events = [r for r in read_metrics(out) if r["split"] == "event"]
     assert events[-1]["reason"] == "time_budget"
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_a_failed_save_on_rank_0_stops_every_rank_with_the_reason(tmp_path, cache_dir):
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command = [*torchrun, "--standalone", "-m", "minibert", "pretrain", "--out", str(out)]
+    command += ["--cache-dir", str(cache_dir), *MICRO_ARGS]
+    env = {
+        **os.environ,
+        "MINIBERT_FAULT": "fail:save_checkpoint:files_written",  # rank 0's first save: "disk full"
+        "MINIBERT_COLLECTIVE_TIMEOUT": "120",
+    }
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "injected failure at save_checkpoint:files_written" in output  # rank 0's own error
+    assert "rank 0 could not save" in output  # rank 1 stopped with rank 0's reason
+    assert time.monotonic() - started < 300  # not a wait for a collective's timeout
+    assert not RunDirectory(out).checkpoints()
+
+
+def test_collective_timeout_is_minutes_not_half_an_hour(monkeypatch):
+    from minibert.train.distributed import collective_timeout
+
+    monkeypatch.delenv("MINIBERT_COLLECTIVE_TIMEOUT", raising=False)
+    assert 60 <= collective_timeout().total_seconds() <= 600
+    monkeypatch.setenv("MINIBERT_COLLECTIVE_TIMEOUT", "45")
+    assert collective_timeout().total_seconds() == 45
+    assert collective_timeout(7).total_seconds() == 7
+    monkeypatch.setenv("MINIBERT_COLLECTIVE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="MINIBERT_COLLECTIVE_TIMEOUT"):
+        collective_timeout()
+
+
+def test_a_stuck_rank_ends_the_run_within_the_collective_timeout(tmp_path, cache_dir):
+    out = tmp_path / "stuck"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command = [*torchrun, "--standalone", "-m", "minibert", "pretrain", "--out", str(out)]
+    command += ["--cache-dir", str(cache_dir), *MICRO_ARGS]
+    env = {
+        **os.environ,
+        "MINIBERT_FAULT": "hang:train_step@1",  # rank 1 never reaches the step's all-reduce
+        "MINIBERT_COLLECTIVE_TIMEOUT": "15",
+    }
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    waited = time.monotonic() - started
+    assert done.returncode != 0
+    assert "timed out" in (done.stdout + done.stderr).lower()
+    assert waited < 300, waited  # torch's default would have waited 30 minutes

@@ -238,3 +238,18 @@ def test_cli_evaluate_and_fill_mask(finished_run, cache_dir, capsys):
     assert main(["fill-mask", "--model", str(out / "final"), "--top-k", "2", text]) == 0
     shown = capsys.readouterr().out
     assert "[MASK] #1" in shown and "[MASK] #2" in shown and shown.count("  1. ") == 2
+
+
+def test_resume_refuses_a_checkpoint_damaged_after_it_was_saved(finished_run, cache_dir, tmp_path):
+    import shutil
+
+    from minibert.train.checkpoint import CheckpointCorruptError
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run[0], out)
+    weights = RunDirectory(out).latest_checkpoint() / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last tensor: it still loads, silently wrong
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointCorruptError, match="model.safetensors has changed"):
+        pretrain(out=out, resume=True, cache_dir=cache_dir)

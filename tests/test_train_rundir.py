@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,8 +90,10 @@ def test_create_refuses_a_non_empty_directory(tmp_path):
     (out / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
         RunDirectory.create(out)
-    run = RunDirectory.create(out, overwrite=True)
-    assert not (out / "notes.txt").exists() and run.checkpoints_dir.is_dir()
+    # --overwrite replaces a run, never a folder of the user's files.
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        RunDirectory.create(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
     RunDirectory.create(tmp_path / "fresh")  # missing is fine
 
 
@@ -241,3 +249,216 @@ def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(0, "mask", 1) == derive_seed(0, "mask", 1)
     assert derive_seed(0, "mask", 1) != derive_seed(0, "mask", 2)
     assert 0 <= derive_seed("x") < 2**63
+
+
+# --- --overwrite, locks and crash windows ---------------------------------------------------
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (this worktree's minibert), with extra ``env``."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def _finished_run(root, steps=(10,)) -> RunDirectory:
+    run = RunDirectory.create(root)
+    run.write_run_json({"kind": "pretrain"})
+    for step in steps:
+        _fake_checkpoint(run, step)
+    run.close()
+    return run
+
+
+def test_overwrite_replaces_a_run_and_refuses_anything_else(tmp_path, monkeypatch):
+    run = _finished_run(tmp_path / "run")
+    (run.root / "metrics.jsonl").write_text("{}\n")
+    fresh = RunDirectory.create(run.root, overwrite=True)
+    assert sorted(p.name for p in fresh.root.iterdir()) == ["checkpoints"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".trash-", ".old-"))]
+    fresh.close()
+
+    # A folder of runs (a demo, a cross-validation) interrupted before its summary is a run.
+    demo = tmp_path / "demo"
+    _finished_run(demo / "pretrain")
+    (demo / "finetune" / "checkpoints").mkdir(parents=True)
+    RunDirectory.create(demo, overwrite=True).close()
+
+    # A source tree, or the working directory (`--out .`), is not.
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('mine')")
+    with pytest.raises(FileExistsError, match="main.py"):
+        RunDirectory.create(project, overwrite=True)
+    _finished_run(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(FileExistsError, match="working directory"):
+        RunDirectory.create(".", overwrite=True)
+    assert (project / "src" / "main.py").is_file() and (tmp_path / "here" / "run.json").is_file()
+
+
+def test_pretrain_overwrite_refuses_a_folder_that_is_not_a_run_before_any_work(tmp_path):
+    from minibert.train.pretrain import pretrain
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        pretrain(out=tmp_path, overwrite=True, cache_dir=tmp_path / "no-cache")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "no-cache").exists()  # refused before the data was prepared
+
+
+def test_overwrite_killed_midway_leaves_the_old_run_whole(tmp_path):
+    run = _finished_run(tmp_path / "run", steps=(10, 20))
+    before = sorted(str(p.relative_to(run.root)) for p in run.root.rglob("*"))
+    done = _python(
+        f"""
+        from minibert.train.rundir import RunDirectory
+        RunDirectory.create({str(run.root)!r}, overwrite=True)
+        """,
+        MINIBERT_FAULT="kill:remove_tree:renamed",
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    # Killed while deleting: no half-deleted run under the name; the old one is whole, aside.
+    assert not run.root.exists()
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith(".trash-run-")]
+    assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*")) == before
+    RunDirectory.create(run.root).close()  # the next run starts and sweeps the leftover
+    assert not aside.exists()
+
+
+def test_a_second_run_on_the_same_directory_fails_at_once_naming_the_first(tmp_path):
+    from minibert.locking import LockHeldError
+    from minibert.train.pretrain import pretrain
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from minibert.train.rundir import RunDirectory\n"
+            f"run = RunDirectory.create({str(out)!r})\n"
+            "run.write_run_json({'kind': 'pretrain'})\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        for attempt in (
+            lambda: RunDirectory.create(out, overwrite=True),
+            lambda: RunDirectory.open_for_resume(out),
+            lambda: pretrain(out=out, overwrite=True, cache_dir=tmp_path / "cache"),
+        ):
+            with pytest.raises(LockHeldError, match=f"process {holder.pid}"):
+                attempt()
+        assert (out / "run.json").is_file()  # the live run was not wiped
+    finally:
+        holder.kill()  # SIGKILL: no clean-up; the lock file stays behind
+        holder.wait()
+    # The kernel released the dead process's lock: its leftover lock file blocks nobody.
+    RunDirectory.create(out, overwrite=True).close()
+
+
+def test_replacing_final_killed_between_the_renames_is_restored_on_resume(tmp_path):
+    run = _finished_run(tmp_path / "run")
+    save_checkpoint(run.final_dir, save_model=lambda d: (d / "model.safetensors").write_text("v1"))
+    done = _python(
+        f"""
+        from minibert.train.checkpoint import save_checkpoint
+        save_checkpoint(
+            {str(run.final_dir)!r},
+            save_model=lambda d: (d / "model.safetensors").write_text("v2"),
+        )
+        """,
+        MINIBERT_FAULT="kill:replace_directory:between_renames",
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not run.final_dir.exists()  # the window: old renamed aside, new not yet in place
+    resumed = RunDirectory.open_for_resume(run.root)
+    assert (run.final_dir / "model.safetensors").read_text() == "v1"
+    assert not [p for p in run.root.iterdir() if p.name.startswith((".old-", ".tmp-"))]
+    resumed.close()
+
+
+def test_pruning_killed_midway_never_lists_a_half_deleted_checkpoint(tmp_path):
+    run = _finished_run(tmp_path / "run", steps=(10, 20, 30))
+    done = _python(
+        f"""
+        from minibert.train.rundir import RunDirectory
+        RunDirectory({str(run.root)!r}).prune_checkpoints(keep=1)
+        """,
+        MINIBERT_FAULT="kill:remove_tree:renamed",
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    # Every checkpoint still listed is complete; the one being deleted is out of the listing.
+    listed = run.checkpoints()
+    assert [step for step, _ in listed] == [20, 30]
+    for _, path in listed:
+        assert load_trainer_state(path).step == int(path.name.split("-")[1])
+    RunDirectory.open_for_resume(run.root).close()
+    assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == ["step-000020", "step-000030"]
+
+
+def test_tokenizer_and_results_are_written_atomically(tmp_path):
+    run = _finished_run(tmp_path / "run")
+    run.write_json("results.json", {"accuracy": 0.5})
+    done = _python(
+        f"""
+        from minibert.train.rundir import RunDirectory
+        run = RunDirectory({str(run.root)!r})
+        run.write_json("results.json", {{"accuracy": 0.9}})
+        """,
+        MINIBERT_FAULT="kill:atomic_file:before_rename",
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert json.loads((run.root / "results.json").read_text()) == {"accuracy": 0.5}
+
+    def half_a_tokenizer(directory):
+        (directory / "vocab.txt").write_text("[PAD]\n")
+        (directory / "tokenizer.json").write_text("{")
+
+    done = _python(
+        f"""
+        from minibert.train.rundir import RunDirectory
+        run = RunDirectory({str(run.root)!r})
+        run.write_tokenizer(lambda d: (d / "vocab.txt").write_text("[PAD]"))
+        """,
+        MINIBERT_FAULT="kill:atomic_directory:before_rename",
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not run.tokenizer_dir.exists()  # no half tokenizer under the real name
+    run.write_tokenizer(half_a_tokenizer)
+    assert sorted(p.name for p in run.tokenizer_dir.iterdir()) == ["tokenizer.json", "vocab.txt"]
+
+
+def test_renames_are_made_durable_by_syncing_the_parent(tmp_path, monkeypatch):
+    from minibert import atomic
+
+    synced = []
+    monkeypatch.setattr(atomic, "fsync_directory", lambda path: synced.append(Path(path)))
+    atomic.write_text_atomic(tmp_path / "run.json", "{}")
+    assert tmp_path in synced
+    synced.clear()
+    with atomic.atomic_directory(tmp_path / "final") as tmp:
+        (tmp / "a").write_text("1")
+    assert tmp_path in synced
+
+
+def test_checkpoints_carry_checksums_that_resume_verifies(tmp_path):
+    from minibert.train.checkpoint import CheckpointCorruptError, verify_checkpoint
+
+    run = _finished_run(tmp_path / "run", steps=(10,))
+    checkpoint = run.checkpoint_dir(10)
+    state = load_trainer_state(checkpoint)
+    assert set(state.checksums) == {"model.safetensors"}
+    verify_checkpoint(checkpoint)
+    (checkpoint / "model.safetensors").write_bytes(b"weightz")  # flipped by a disk error
+    with pytest.raises(CheckpointCorruptError, match="model.safetensors has changed"):
+        verify_checkpoint(checkpoint)

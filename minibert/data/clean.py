@@ -4,11 +4,14 @@ The chain (each step a :class:`~minibert.data.stats.StepReport`), in order:
 
 1. ``normalize`` -- Unicode NFKC (or the configured form) and whitespace tidying
    (:func:`~minibert.data.text.normalize_text`).
-2. Line rules from C4 (Raffel et al. 2020, §2.2), which edit documents: ``citation_markers``,
+2. Length caps, this project's guard against input that is not prose (and would slow every
+   later step down): ``document_too_long`` (more than 1,000,000 characters) and ``long_lines``
+   (lines of more than 20,000 characters); :mod:`minibert.data.filters` says why those numbers.
+3. Line rules from C4 (Raffel et al. 2020, §2.2), which edit documents: ``citation_markers``,
    ``boilerplate_lines``, ``terminal_punctuation``, ``short_lines``.
-3. Document rules from C4 §2.2 and Gopher (Rae et al. 2021, App. A.1), one step each, named
+4. Document rules from C4 §2.2 and Gopher (Rae et al. 2021, App. A.1), one step each, named
    after the rule function in :mod:`minibert.data.filters` (``too_few_words``, ...).
-4. ``exact_dedup`` and ``near_dedup`` (MinHash LSH), from :mod:`minibert.data.dedup`.
+5. ``exact_dedup`` and ``near_dedup`` (MinHash LSH), from :mod:`minibert.data.dedup`.
 
 Any rule is switched off by setting its threshold to ``None`` (or its flag to ``False``) in
 :class:`CleaningConfig`. Wikitext-to-plain-text is not done here: the pipeline runs
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -69,6 +73,9 @@ class CleaningConfig:
     """
 
     normalization: str | None = "NFKC"  # Unicode form; see minibert.data.text for NFC vs NFKC
+    # length caps (this project's; measured reasons in minibert.data.filters' docstring)
+    max_document_chars: int | None = 1_000_000  # > Gopher's 100,000 words (~630k characters)
+    max_line_chars: int | None = 20_000  # > 5x the longest real line (3,832) in the corpora
     # line rules (C4)
     remove_citation_markers: bool = True
     drop_boilerplate_lines: bool = True
@@ -106,6 +113,8 @@ class CleaningConfig:
                 f"use one of {NORMALIZATION_FORMS} or None"
             )
         for name in (
+            "max_document_chars",
+            "max_line_chars",
             "min_words_per_line",
             "min_sentences",
             "min_words",
@@ -127,8 +136,17 @@ class CleaningConfig:
             "max_duplicate_line_ratio",
         ):
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:  # also False for NaN
                 raise ValueError(f"{name} is a fraction in [0, 1] (or None), got {value!r}")
+        for name in ("min_mean_word_length", "max_mean_word_length"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)  # NaN would pass every comparison below
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
         if (
             self.min_words is not None
             and self.max_words is not None
@@ -137,6 +155,10 @@ class CleaningConfig:
             raise ValueError(
                 f"min_words={self.min_words} is larger than max_words={self.max_words}"
             )
+        for name in ("num_perm", "shingle_size", "minhash_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
         if not 0.0 < self.near_dup_threshold <= 1.0:
             raise ValueError(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
         if self.num_perm < 16:
@@ -263,6 +285,34 @@ def _build_steps(config: CleaningConfig) -> list[tuple[str, StepFunction]]:
             )
         )
 
+    def document_step(rule: Callable[..., str | None], source: str, **threshold: Any) -> None:
+        if any(value is None for value in threshold.values()):
+            return
+        check = partial(rule, **threshold) if threshold else rule
+        settings = ", ".join(f"{k}={v}" for k, v in threshold.items())
+        description = f"{source}: {rule.__name__}" + (f" ({settings})" if settings else "")
+        steps.append(
+            (
+                rule.__name__,
+                partial(
+                    _document_step,
+                    name=rule.__name__,
+                    description=description,
+                    check=check,
+                    max_examples=keep,
+                ),
+            )
+        )
+
+    # The length caps first: every later step then works on text of a bounded size.
+    document_step(filters.document_too_long, "minibert length cap", max_chars=c.max_document_chars)
+    if c.max_line_chars is not None:
+        line_step(
+            "long_lines",
+            f"minibert length cap: drop lines of more than {c.max_line_chars:,} characters",
+            _drop_if(partial(filters.line_is_too_long, max_chars=c.max_line_chars)),
+            "lines",
+        )
     if c.remove_citation_markers:
         line_step(
             "citation_markers",
@@ -290,25 +340,6 @@ def _build_steps(config: CleaningConfig) -> list[tuple[str, StepFunction]]:
             f"C4 §2.2: drop lines with fewer than {c.min_words_per_line} words",
             _drop_if(partial(filters.line_has_too_few_words, min_words=c.min_words_per_line)),
             "lines",
-        )
-
-    def document_step(rule: Callable[..., str | None], source: str, **threshold: Any) -> None:
-        if any(value is None for value in threshold.values()):
-            return
-        check = partial(rule, **threshold) if threshold else rule
-        settings = ", ".join(f"{k}={v}" for k, v in threshold.items())
-        description = f"{source}: {rule.__name__}" + (f" ({settings})" if settings else "")
-        steps.append(
-            (
-                rule.__name__,
-                partial(
-                    _document_step,
-                    name=rule.__name__,
-                    description=description,
-                    check=check,
-                    max_examples=keep,
-                ),
-            )
         )
 
     document_step(filters.too_few_sentences, "C4 §2.2", min_sentences=c.min_sentences)

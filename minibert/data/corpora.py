@@ -61,6 +61,7 @@ __all__ = [
     "KNOWN_CORPORA",
     "CorpusEncodingError",
     "Document",
+    "CorpusFormatError",
     "EmptyCorpusError",
     "HubUnavailableError",
     "WikiPage",
@@ -148,6 +149,10 @@ class EmptyCorpusError(ValueError):
     """A corpus source held no documents with text."""
 
 
+class CorpusFormatError(ValueError):
+    """A corpus file is not in its format (malformed XML, a damaged archive); says which file."""
+
+
 # --------------------------------------------------------------------------------------------
 # gensim's test data: the offline corpora
 
@@ -210,6 +215,26 @@ def iter_wiki_pages(path: str | os.PathLike) -> Iterator[WikiPage]:
         opener = gzip.open
     else:
         opener = open
+    try:
+        yield from _iter_pages(path, opener)
+    except ET.ParseError as err:
+        raise CorpusFormatError(
+            f"{path} is not a well-formed MediaWiki XML export ({err}). A dump cut short by an "
+            "interrupted download ends like this; download it again, or give a .txt/.jsonl "
+            "corpus instead"
+        ) from err
+    except (EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError) or opener is open:
+            raise
+        # bz2/gzip: a truncated or corrupt archive ("Compressed file ended before the
+        # end-of-stream marker was reached", "Invalid data stream").
+        raise CorpusFormatError(
+            f"{path} cannot be decompressed ({' '.join(str(err).split())}); the archive is "
+            "incomplete or damaged: download it again"
+        ) from err
+
+
+def _iter_pages(path: Path, opener: Callable[..., Any]) -> Iterator[WikiPage]:
     with opener(path, "rb") as stream:
         ns = ""
         context = ET.iterparse(stream, events=("start", "end"))

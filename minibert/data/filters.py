@@ -22,6 +22,17 @@ Two kinds:
   30% duplicate lines). :func:`too_many_digits` is not from either paper: it is this project's
   analogue of Gopher's symbol ratio for number-heavy pages (tables of results, lists of dates).
 
+* **Length caps** (this project's, issue 13) run first, right after normalization, so that no
+  later step spends time on input that is not prose: :func:`document_too_long` drops a document
+  of more than 1,000,000 characters and :func:`line_is_too_long` drops a line of more than
+  20,000. Why those numbers: the longest line in the offline corpora is 3,832 characters
+  (lee-news, a whole article on one line; wiki-sample's longest paragraph is 3,498), so 20,000
+  is over five times anything real and catches only tables, lists or books flattened onto one
+  line. Gopher's own bound is 100,000 words (:func:`too_many_words`), about 630,000 characters
+  at the 6.3 characters per word (space included) measured on wiki-sample; 1,000,000 never
+  removes a document that rule would keep, and it is checked by ``len`` before anything splits
+  the text into words, lines or sentences.
+
 A lesson can call any rule on its own::
 
     features = TextFeatures("Buy now!!! #deal #sale #win")
@@ -43,9 +54,11 @@ __all__ = [
     "TextFeatures",
     "contains_curly_bracket",
     "contains_lorem_ipsum",
+    "document_too_long",
     "is_boilerplate_line",
     "lacks_terminal_punctuation",
     "line_has_too_few_words",
+    "line_is_too_long",
     "mean_word_length_out_of_range",
     "remove_citation_markers",
     "too_few_alphabetic_words",
@@ -139,6 +152,16 @@ def line_has_too_few_words(line: str, min_words: int = 3) -> bool:
     return len(line.split()) < min_words
 
 
+def line_is_too_long(line: str, max_chars: int = 20_000) -> bool:
+    """Length cap (this project's): the line has more than ``max_chars`` characters.
+
+    Real paragraphs stay far below 20,000 characters (the offline corpora's longest line is
+    3,832); a longer line is a table, a list or a whole text flattened onto one line. See the
+    module docstring for the measurement.
+    """
+    return len(line) > max_chars
+
+
 # --- document rules -----------------------------------------------------------------------
 
 # Gopher's required words: a real English document uses at least two of them.
@@ -146,6 +169,16 @@ GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "
 BULLETS = ("\u2022", "\u2023", "\u25e6", "\u2043", "\u00b7", "*", "-", "\u2013")
 _ELLIPSES = ("...", "\u2026")
 _STRIP_PUNCTUATION = "\"'()[]{}.,;:!?\u2018\u2019\u201c\u201d"
+
+
+def document_too_long(features: TextFeatures, max_chars: int = 1_000_000) -> str | None:
+    """Length cap (this project's): remove documents of more than ``max_chars`` characters.
+
+    A cheap guard before any rule splits the text: 1,000,000 characters is well above Gopher's
+    100,000-word limit (about 630,000 characters of English; see the module docstring).
+    """
+    count = len(features.text)
+    return f"{count:,} characters > {max_chars:,}" if count > max_chars else None
 
 
 def too_few_sentences(features: TextFeatures, min_sentences: int = 5) -> str | None:

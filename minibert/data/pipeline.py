@@ -26,7 +26,9 @@ Caching. Two cache entries, each a folder under ``cache_dir`` named by a SHA-256
 So changing ``vocab_size`` re-trains the tokenizer but reuses the cleaned corpus. An entry is
 built in a temporary folder and renamed into place only when complete, so a killed run never
 leaves half an entry; every file's SHA-256 is in the entry's ``manifest.json`` and is checked on
-load, and a damaged entry is rebuilt with a warning. Nothing is pickled: JSON, JSON lines and
+load, and a damaged entry is rebuilt with a warning. A process building an entry holds its lock
+(``<cache>/locks/``): another process that needs the same entry, on this machine or on one
+sharing the cache folder (``torchrun`` over several machines), waits and then reads it. Nothing is pickled: JSON, JSON lines and
 ``.npy`` files loaded with ``allow_pickle=False``.
 
 The default cache folder is ``$MINIBERT_CACHE`` or ``~/.cache/minibert``.
@@ -42,19 +44,24 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from minibert.atomic import (
+    TMP_PREFIX,
+    TRASH_PREFIX,
+    atomic_directory,
+    restore_interrupted_replace,
+)
 from minibert.data.clean import CleaningConfig, clean_corpus
 from minibert.data.stats import CorpusStats, RemovedExample, StepReport, format_reports, snippet
 from minibert.data.text import split_sentences
+from minibert.locking import FileLock
 
 __all__ = [
     "DATA_FORMAT_VERSION",
@@ -135,6 +142,15 @@ class DataConfig:
         if not isinstance(self.min_frequency, int) or self.min_frequency < 1:
             raise ValueError(
                 f"min_frequency must be a positive integer, got {self.min_frequency!r}"
+            )
+        if self.limit_alphabet is not None and (
+            isinstance(self.limit_alphabet, bool)
+            or not isinstance(self.limit_alphabet, int)
+            or self.limit_alphabet < 1
+        ):
+            raise ValueError(
+                f"limit_alphabet must be a positive integer or None (no limit), got "
+                f"{self.limit_alphabet!r}"
             )
         if not isinstance(self.max_seq_len, int) or self.max_seq_len < 8:
             raise ValueError(f"max_seq_len must be an integer >= 8, got {self.max_seq_len!r}")
@@ -300,17 +316,18 @@ def prepare_corpus(
         }
     )
     entry = root / "corpus" / key
-    if not refresh:
-        cached = _try_load(entry, lambda: _read_corpus_entry(entry, config))
-        if cached is not None:
-            cached.timings = {"load_corpus_cache": time.perf_counter() - started}
-            logger.info("corpus cache hit: %s", entry)
-            return cached
-    corpus = _build_corpus(config, key, progress)
-    save_start = time.perf_counter()
-    with _atomic_entry(entry) as tmp:
-        _write_corpus_entry(tmp, corpus, source)
-    corpus.timings["save_corpus"] = time.perf_counter() - save_start
+
+    def build(folder: Path) -> PreparedCorpus:
+        corpus = _build_corpus(config, key, progress)
+        save_start = time.perf_counter()
+        _write_corpus_entry(folder, corpus, source)
+        corpus.timings["save_corpus"] = time.perf_counter() - save_start
+        return corpus
+
+    corpus, built = _load_or_build(entry, lambda: _read_corpus_entry(entry, config), build, refresh)
+    if not built:
+        corpus.timings = {"load_corpus_cache": time.perf_counter() - started}
+        logger.info("corpus cache hit: %s", entry)
     corpus.cache_path = entry
     return corpus
 
@@ -343,19 +360,18 @@ def prepare_data(
         }
     )
     entry = root / "data" / key
-    data: PreparedData | None = None
-    if not refresh:
-        data = _try_load(entry, lambda: _read_data_entry(entry, corpus))
-        if data is not None:
-            logger.info("data cache hit: %s", entry)
-    if data is None:
+
+    def build(folder: Path) -> PreparedData:
         data = _build_data(corpus, key, progress)
         _check_fills_a_sequence(data)  # before writing: an unusable corpus gets no data entry
         save_start = time.perf_counter()
-        with _atomic_entry(entry) as tmp:
-            _write_data_entry(tmp, data)
+        _write_data_entry(folder, data)
         data.timings["save_data"] = time.perf_counter() - save_start
-    else:
+        return data
+
+    data, built = _load_or_build(entry, lambda: _read_data_entry(entry, corpus), build, refresh)
+    if not built:
+        logger.info("data cache hit: %s", entry)
         _check_fills_a_sequence(data)  # max_seq_len is not part of the key
     data.cache_path = entry
     data.corpus_cache_path = corpus.cache_path
@@ -646,54 +662,61 @@ def _documents_fingerprint(train_docs: Sequence[Any], valid_docs: Sequence[Any])
 # --- the cache on disk --------------------------------------------------------------------
 
 
-@contextmanager
-def _atomic_entry(entry: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder next to ``entry``; rename it to ``entry`` on success.
+def _entry_lock(entry: Path) -> FileLock:
+    """The lock of cache entry ``<cache>/<stage>/<key>``: ``<cache>/locks/<stage>-<key>.lock``.
 
-    A rename within one file system is atomic, so readers see either no entry or a complete
-    one. If another process finished the same entry first, ours is discarded.
+    Kept out of the entry folders (an entry appears by a rename, so its lock cannot live inside
+    it) and never deleted (a process may be waiting on it).
     """
+    return FileLock(
+        entry.parent.parent / "locks" / f"{entry.parent.name}-{entry.name}.lock",
+        what=f"cache entry {entry}",
+    )
+
+
+def _load_or_build(
+    entry: Path, read: Callable[[], Any], build: Callable[[Path], Any], refresh: bool
+) -> tuple[Any, bool]:
+    """The entry's contents, built (into a temporary folder, then renamed) if needed.
+
+    Returns ``(value, built)``. A complete entry is read without locking. Building holds the
+    entry's lock: a second process that needs the same entry waits for it (on this machine,
+    or on another sharing the cache folder), then reads what the first one wrote instead of
+    building it again. So a complete entry is never replaced by an identical one, except on
+    ``refresh``, and then by an atomic swap.
+    """
+    if not refresh:
+        cached = _try_load(entry, read, warn=False)
+        if cached is not None:
+            return cached, False
     entry.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_temporaries(entry.parent)
-    tmp = entry.parent / f".tmp-{entry.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        _remove_tree(entry)  # a corrupt entry we decided to rebuild
-        try:
-            tmp.rename(entry)
-        except OSError:
-            if not (entry / _MANIFEST).is_file():
-                raise
-            logger.info("cache entry %s was written by another process; keeping that one", entry)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with _entry_lock(entry).acquire(wait=True):
+        restore_interrupted_replace(entry)  # a swap killed between its two renames
+        if not refresh:
+            cached = _try_load(entry, read, warn=True)  # built while we waited?
+            if cached is not None:
+                return cached, False
+        _sweep_stale_temporaries(entry.parent)
+        with atomic_directory(entry) as tmp:
+            value = build(tmp)
+        return value, True
 
 
 def _sweep_stale_temporaries(parent: Path, max_age_seconds: float = 24 * 3600) -> None:
     """Delete temporary folders that a killed run (SIGKILL, power loss) left behind.
 
-    Only old ones: a younger folder may belong to a run that is still writing.
+    Only old ones: a younger folder may belong to a process that is still writing another
+    entry. Trash (a deletion that was killed) goes at once.
     """
     now = time.time()
-    for path in parent.glob(".tmp-*"):
+    for path in parent.glob(f"{TMP_PREFIX}*"):
         try:
             if now - path.stat().st_mtime > max_age_seconds:
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:
             pass  # another process removed it first
-    for path in parent.glob(".trash-*"):
+    for path in parent.glob(f"{TRASH_PREFIX}*"):
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _remove_tree(path: Path) -> None:
-    if not path.exists():
-        return
-    # Rename first, so a concurrent reader never sees a half-deleted entry.
-    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
-    path.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _write_manifest(folder: Path, payload: dict[str, Any]) -> None:
@@ -726,15 +749,16 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def _try_load(entry: Path, read: Callable[[], Any]) -> Any:
-    """``read()`` the entry if it exists; on damage log a warning, delete it, return None."""
+def _try_load(entry: Path, read: Callable[[], Any], *, warn: bool) -> Any:
+    """``read()`` the entry if it exists; None if it is missing or damaged (never deletes it:
+    only the process holding the entry's lock replaces it, by a rename)."""
     if not entry.exists():
         return None
     try:
         return read()
     except (CacheCorruptError, OSError, ValueError, KeyError, TypeError) as err:
-        logger.warning("cache entry %s is damaged (%s); deleting it and rebuilding", entry, err)
-        _remove_tree(entry)
+        if warn:
+            logger.warning("cache entry %s is damaged (%s); rebuilding it", entry, err)
         return None
 
 

@@ -9,37 +9,42 @@ A checkpoint directory holds
                                      ``torch.load(weights_only=True)`` only, never pickle)
 
 It is written into a dot-prefixed temporary directory next to its final place and renamed when
-complete (``os.replace`` of a directory is atomic on POSIX filesystems), so a reader, and a
-resume after ``kill -9``, never sees half a checkpoint.
+complete (:func:`minibert.atomic.atomic_directory`), so a reader, and a resume after
+``kill -9``, never sees half a checkpoint. ``trainer_state.json`` also records the SHA-256 of
+every other file, and resume checks them (:func:`verify_checkpoint`): a checkpoint damaged
+after it was written (a disk error, a copy cut short) is refused instead of trained on.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
-import os
 import random
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from minibert.atomic import atomic_directory, crash_point
+
 __all__ = [
     "OPTIMIZER_FILE",
     "TRAINER_STATE_FILE",
+    "CheckpointCorruptError",
     "TrainerState",
     "atomic_directory",
     "capture_rng_state",
+    "checkpoint_checksums",
     "load_optimizer_state",
     "load_trainer_state",
     "restore_rng_state",
     "save_checkpoint",
+    "verify_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +73,8 @@ class TrainerState:
     window: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # SHA-256 of every other file of the checkpoint, filled in by save_checkpoint.
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -132,57 +139,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Atomic directories
-# --------------------------------------------------------------------------------------------
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    with contextlib.suppress(OSError):  # directories cannot be opened for fsync everywhere
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Write a directory all at once: yield a temporary sibling, rename it to ``target`` after.
-
-    If the body raises, the temporary directory is removed and ``target`` is untouched. If the
-    process dies, the temporary directory (named ``.tmp-*``) is left for
-    :meth:`RunDirectory.remove_partial_checkpoints` and is never mistaken for a checkpoint.
-    An existing ``target`` is replaced: it is first renamed aside, so at every moment either
-    the old or the new complete directory is in place under ``target``'s name or beside it.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".old-{target.name}-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------
 # Saving and loading
 # --------------------------------------------------------------------------------------------
 
@@ -210,12 +166,65 @@ def save_checkpoint(
         save_model(tmp)
         if extra_files is not None:
             extra_files(tmp)
-        if trainer_state is not None:
-            (tmp / TRAINER_STATE_FILE).write_text(trainer_state.to_json(), encoding="utf-8")
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        crash_point("save_checkpoint:files_written")
+        if trainer_state is not None:
+            # Written last, so its checksums cover every other file.
+            trainer_state.checksums = checkpoint_checksums(tmp)
+            (tmp / TRAINER_STATE_FILE).write_text(trainer_state.to_json(), encoding="utf-8")
     logger.debug("saved checkpoint %s", target)
     return target
+
+
+class CheckpointCorruptError(ValueError):
+    """A checkpoint's files do not match the checksums recorded when it was saved."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_checksums(directory: str | Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` except ``trainer_state.json``, by relative
+    path (``/``-separated)."""
+    directory = Path(directory)
+    return {
+        path.relative_to(directory).as_posix(): _sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != TRAINER_STATE_FILE
+    }
+
+
+def verify_checkpoint(checkpoint: str | Path, state: TrainerState | None = None) -> None:
+    """Check a checkpoint's files against the checksums its ``trainer_state.json`` recorded.
+
+    Raises :class:`CheckpointCorruptError` naming the missing or changed files. A checkpoint
+    saved before checksums were recorded (an empty ``checksums``) passes with a warning.
+    """
+    checkpoint = Path(checkpoint)
+    state = state if state is not None else load_trainer_state(checkpoint)
+    if not state.checksums:
+        logger.warning(
+            "%s records no checksums (an older minibert saved it); not verified", checkpoint
+        )
+        return
+    problems = []
+    for name, expected in state.checksums.items():
+        path = checkpoint / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif _sha256(path) != expected:
+            problems.append(f"{name} has changed")
+    if problems:
+        raise CheckpointCorruptError(
+            f"checkpoint {checkpoint} is damaged: {'; '.join(problems)} since it was saved. "
+            "Delete that checkpoint folder to resume from the one before it, or start again."
+        )
 
 
 def load_trainer_state(checkpoint: str | Path) -> TrainerState:

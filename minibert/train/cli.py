@@ -24,9 +24,9 @@ from minibert.train.overrides import (
     accept_overrides,
     describe_keys,
     flatten_config_mapping,
-    load_config_file,
     parse_cli_overrides,
 )
+from minibert.train.preflight import read_config_file
 
 __all__ = ["add_parser", "collect_overrides"]
 
@@ -132,7 +132,7 @@ def collect_overrides(args: argparse.Namespace, config_template: Any) -> dict[st
     """
     overrides: dict[str, Any] = {}
     if getattr(args, "config", None) is not None:
-        overrides.update(flatten_config_mapping(config_template, load_config_file(args.config)))
+        overrides.update(flatten_config_mapping(config_template, read_config_file(args.config)))
     for name, value in vars(args).items():
         if name.startswith("shortcut:"):
             overrides[name.removeprefix("shortcut:")] = value
@@ -279,6 +279,8 @@ def _add_fill_mask(subparsers: Any) -> None:
 def _run_fill_mask(args: argparse.Namespace) -> int:
     from minibert.train.evaluate import fill_mask, load_masked_lm
 
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     model, tokenizer = load_masked_lm(args.model)
     for text in args.texts:
         print(text)

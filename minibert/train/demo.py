@@ -31,7 +31,6 @@ The run directory:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -39,9 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minibert.atomic import remove_tree, write_json_atomic
 from minibert.config import PRESETS
+from minibert.locking import acquire_run_lock
 from minibert.train.overrides import apply_overrides, config_to_dict
-from minibert.train.rundir import RunDirectory
+from minibert.train.rundir import why_not_a_run
+from minibert.train.settings import check_number
 
 __all__ = [
     "DEFAULT_FILL_MASK_SENTENCES",
@@ -82,14 +84,18 @@ class DemoConfig:
     progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
-        if self.time_budget <= 0:
-            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
-        if not 0.0 < self.pretrain_share < 1.0:
-            raise ValueError(f"pretrain_share must be in (0, 1), got {self.pretrain_share}")
+        check_number(
+            "time_budget", self.time_budget, low=0, low_open=True, fix="give seconds, e.g. 240"
+        )
+        check_number(
+            "pretrain_share", self.pretrain_share, low=0, high=1, low_open=True, high_open=True
+        )
+        check_number("seed", self.seed, integer=True)
+        check_number("eval_limit", self.eval_limit, low=1, integer=True, optional=True)
+        check_number("num_threads", self.num_threads, low=1, integer=True, optional=True)
         if self.preset not in PRESETS:
             raise ValueError(f"preset {self.preset!r} is unknown; use one of {', '.join(PRESETS)}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        check_number("top_k", self.top_k, low=1, integer=True)
         for sentence in self.fill_mask_sentences:
             if "[MASK]" not in sentence:
                 raise ValueError(f"fill-mask sentence {sentence!r} has no [MASK] to fill")
@@ -241,23 +247,43 @@ def run_demo(
     """
     # The training stack loads here, not at the top: ``minibert demo --help`` imports this
     # module for DemoConfig and should not wait for it.
-    from minibert.data.pipeline import DataConfig, prepare_data
-    from minibert.train.evaluate import fill_mask, load_masked_lm
-    from minibert.train.finetune import finetune
-    from minibert.train.pretrain import pretrain
 
     config = apply_overrides(config or DemoConfig(), dict(overrides or {}))
     if out is None:
         out = default_demo_dir()
     out = Path(out)
+    # The demo folder is locked for the whole demo (its three runs lock their own folders).
+    with acquire_run_lock(out):
+        _prepare_demo_dir(out, overwrite)
+        return _run_demo_locked(config, out, cache_dir)
+
+
+def _prepare_demo_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(
                 f"--out {out} already exists and is not empty. Pass --overwrite to replace it, "
                 "or choose another --out."
             )
-        RunDirectory.create(out, overwrite=True).checkpoints_dir.rmdir()
+        reason = why_not_a_run(out)
+        if reason is not None:
+            raise FileExistsError(
+                f"--overwrite refuses to empty {out}: {reason}. It replaces only a minibert "
+                "demo or run directory, or an empty one; choose another --out, or move those "
+                "files away first."
+            )
+        remove_tree(out)  # renamed aside first: a kill midway leaves no half-deleted demo
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _run_demo_locked(config: DemoConfig, out: Path, cache_dir: str | Path | None) -> DemoResult:
+    from minibert.data.pipeline import DataConfig, prepare_data
+    from minibert.train.evaluate import fill_mask, load_masked_lm
+    from minibert.train.finetune import finetune
+    from minibert.train.pretrain import pretrain
+
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -347,5 +373,5 @@ def run_demo(
         from_scratch=from_scratch,
         timings=timings,
     )
-    (out / "demo.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out / "demo.json", result.to_dict())
     return result

@@ -12,9 +12,16 @@ Rules the training loop follows (see docs/training.md):
   own contiguous slice of it (``DistributedSampler``-style sharding without a DataLoader);
 * gradients are synchronised only on the last micro-batch of an accumulation window
   (``no_sync`` on the others), so accumulation costs one all-reduce per optimizer step;
-* the first process on each machine prepares the data cache while the others wait, then all
-  check that they hold the same data and tokenizer fingerprints;
-* only rank 0 writes the run directory; the others wait at barriers around checkpoints.
+* every process prepares the data; the cache entry's lock lets one process build an entry
+  while the others (on this machine, or on any machine sharing the cache folder) wait and then
+  read it; then all check that they hold the same data and tokenizer fingerprints;
+* only rank 0 writes the run directory; after each save it tells the others whether the save
+  worked, so a failed save (disk full) stops every process with rank 0's reason instead of
+  leaving them in a collective;
+* training collectives time out after :data:`DEFAULT_COLLECTIVE_TIMEOUT` (5 minutes, or
+  ``$MINIBERT_COLLECTIVE_TIMEOUT`` seconds): a dead or stuck process ends the run in minutes,
+  not after torch's default 30. The startup (rendezvous, waiting for the data cache) keeps a
+  longer :data:`STARTUP_TIMEOUT`, since building a cache may take that long.
 """
 
 from __future__ import annotations
@@ -26,13 +33,56 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "maybe_no_sync", "setup_distributed"]
+__all__ = [
+    "COLLECTIVE_TIMEOUT_ENV",
+    "DEFAULT_COLLECTIVE_TIMEOUT",
+    "STARTUP_TIMEOUT",
+    "DistributedContext",
+    "RemoteFailureError",
+    "collective_timeout",
+    "maybe_no_sync",
+    "setup_distributed",
+]
 
 logger = logging.getLogger(__name__)
+
+# A training collective waits for the slowest process. The longest legitimate wait inside
+# training is rank 0 writing a checkpoint (seconds for a base-sized model, a minute on a slow
+# network disk); 5 minutes covers that with a wide margin and still ends a run whose peer died
+# long before torch's default of 30 minutes.
+DEFAULT_COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=5)
+COLLECTIVE_TIMEOUT_ENV = "MINIBERT_COLLECTIVE_TIMEOUT"
+# The rendezvous and the data-cache stage: one machine may build the cache while the others
+# wait for it (see minibert.data.pipeline), which can take much longer than a training step.
+STARTUP_TIMEOUT = datetime.timedelta(minutes=30)
+
+
+class RemoteFailureError(RuntimeError):
+    """Another process (rank 0) failed; this one stops with its reason."""
+
+
+def collective_timeout(seconds: float | None = None) -> datetime.timedelta:
+    """The training collectives' timeout: ``seconds``, else ``$MINIBERT_COLLECTIVE_TIMEOUT``
+    (seconds), else :data:`DEFAULT_COLLECTIVE_TIMEOUT`."""
+    if seconds is None:
+        text = os.environ.get(COLLECTIVE_TIMEOUT_ENV, "").strip()
+        if text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"${COLLECTIVE_TIMEOUT_ENV}={text!r} is not a number of seconds"
+                ) from None
+    if seconds is None:
+        return DEFAULT_COLLECTIVE_TIMEOUT
+    if seconds <= 0:
+        raise ValueError(f"the collective timeout must be positive, got {seconds} seconds")
+    return datetime.timedelta(seconds=seconds)
 
 
 @dataclass
@@ -45,6 +95,8 @@ class DistributedContext:
     local_world_size: int = 1
     device: torch.device = torch.device("cpu")  # noqa: RUF009 - an immutable default
     initialized_here: bool = False
+    # The process group of the training collectives (short timeout); None: the default group.
+    group: Any = None
 
     @property
     def is_distributed(self) -> bool:
@@ -55,22 +107,44 @@ class DistributedContext:
         """Rank 0: the process that writes files and logs at INFO level."""
         return self.rank == 0
 
-    def barrier(self) -> None:
+    def barrier(self, *, startup: bool = False) -> None:
+        """Wait for every process. ``startup``: in the default group, whose timeout is the
+        long :data:`STARTUP_TIMEOUT` (waiting for a data cache), not the training one."""
         if self.is_distributed:
-            dist.barrier()
+            dist.barrier(group=None if startup else self.group)
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over processes, in place, and return it (a no-op for one process)."""
         if self.is_distributed:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
         return tensor
+
+    def share_main_error(self, message: str | None) -> str | None:
+        """Rank 0's ``message`` (an error, or None for success) on every process.
+
+        Used after rank 0 writes a file, in place of a barrier: every process waits there
+        anyway, and learns whether to go on or to stop with rank 0's reason.
+        """
+        if not self.is_distributed:
+            return message
+        data = (message or "").encode("utf-8")[:4000] if self.is_main else b""
+        length = torch.tensor([len(data)], dtype=torch.int64, device=self.device)
+        dist.broadcast(length, src=0, group=self.group)
+        size = int(length.item())
+        if size == 0:
+            return None
+        buffer = torch.zeros(size, dtype=torch.uint8, device=self.device)
+        if self.is_main:
+            buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        dist.broadcast(buffer, src=0, group=self.group)
+        return bytes(buffer.cpu().tolist()).decode("utf-8", errors="replace")
 
     def any(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any (to stop all of them together)."""
         if not self.is_distributed:
             return flag
         value = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.group)
         return bool(value.item() > 0)
 
     def max_value(self, value: float) -> float:
@@ -78,17 +152,21 @@ class DistributedContext:
         if not self.is_distributed:
             return value
         tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.group)
         return float(tensor.item())
 
     def same_everywhere(self, text: str) -> bool:
-        """Whether every process holds the same ``text`` (e.g. a data fingerprint)."""
+        """Whether every process holds the same ``text`` (e.g. a data fingerprint).
+
+        Runs in the default group (startup timeout): it follows the data preparation, which
+        some processes may have spent waiting for another's cache build.
+        """
         if not self.is_distributed:
             return True
         digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
         low = torch.tensor([digest], dtype=torch.int64, device=self.device)
         high = low.clone()
-        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)  # default group: startup timeout
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
         return bool(low.item() == high.item())
 
@@ -124,13 +202,17 @@ def _resolve_device(requested: str, local_rank: int) -> torch.device:
     return device
 
 
-def setup_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> DistributedContext:
+def setup_distributed(
+    device: str = "auto", timeout_seconds: float | None = None
+) -> DistributedContext:
     """Join the process group that ``torchrun`` describes in the environment, if any.
 
     Args:
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
-        timeout_minutes: how long collective operations wait for a slow process.
+        timeout_seconds: how long a training collective waits for a slow or dead process
+            (default: :func:`collective_timeout`). The startup uses :data:`STARTUP_TIMEOUT`.
     """
+    training_timeout = collective_timeout(timeout_seconds)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -145,17 +227,19 @@ def setup_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Di
     )
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes)
-        )
+        dist.init_process_group(backend=backend, timeout=STARTUP_TIMEOUT)
         context.initialized_here = True
+        # A second group over the same processes, for training, with the shorter timeout.
+        context.group = dist.new_group(timeout=training_timeout)
         logger.info(
-            "joined a %d-process %s group as rank %d (local rank %d) on %s",
+            "joined a %d-process %s group as rank %d (local rank %d) on %s; collectives time "
+            "out after %.0f s",
             world_size,
             backend,
             rank,
             local_rank,
             resolved,
+            training_timeout.total_seconds(),
         )
     return context
 

@@ -21,6 +21,7 @@ from minibert.data.tokenizer import load_tokenizer
 from minibert.heads import BertForMaskedLM, BertForPreTraining
 from minibert.train.loop import evaluate_task, resolve_precision
 from minibert.train.overrides import apply_overrides, config_from_dict
+from minibert.train.preflight import InputFileError, read_run_info
 from minibert.train.pretrain import PretrainingTask, build_eval_examples
 from minibert.train.rundir import RunDirectory
 from minibert.train.settings import PretrainConfig
@@ -41,7 +42,10 @@ def resolve_model_dir(path: str | Path) -> Path:
     its newest checkpoint)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise FileNotFoundError(
+            f"{path} does not exist; give a model folder (config.json + model.safetensors) or "
+            "a run directory"
+        )
     if (path / "config.json").is_file():
         return path
     run = RunDirectory(path)
@@ -157,12 +161,23 @@ def evaluate_run(
     trained with unless ``precision`` (auto, fp32, bf16) says otherwise. Returns ``loss``,
     ``mlm_loss``, ``mlm_accuracy``, ``mlm_perplexity`` (and ``nsp_*`` when NSP is on).
     """
+    if eval_examples is not None and (
+        isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
+    ):
+        raise ValueError(
+            f"--examples must be a whole number >= 1, got {eval_examples!r}; leave it out to use "
+            "the run's own eval_examples"
+        )
     run = RunDirectory(run_dir)
-    info = run.read_run_json()
-    if info.get("kind") != "pretrain":
-        raise ValueError(f"{run.root} is not a pretraining run (kind {info.get('kind')!r})")
-    config = config_from_dict(PretrainConfig, info["config"])
+    info = read_run_info(run.root, kind="pretrain")  # names run.json if it is damaged
+    try:
+        config = config_from_dict(PretrainConfig, info["config"])
+    except (ValueError, TypeError) as err:
+        raise InputFileError(
+            f"the config in {run.run_json} is not valid for this version of minibert: {err}"
+        ) from err
     if batch_size is not None:
+        # TrainConfig checks it (>= 1): a negative size used to evaluate 0 examples, loss 0.0.
         config = apply_overrides(config, {"train.eval_batch_size": batch_size})
     model_dir = resolve_model_dir(checkpoint if checkpoint is not None else run.root)
     data = prepare_data(config.data, cache_dir, progress=progress)

@@ -131,6 +131,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     from minibert.train.finetune import FinetuneConfig, finetune
 
     overrides = collect_overrides(args, FinetuneConfig())
+    _check_finetune_inputs(overrides)
     # An unreachable hub or a missing extra is reported in one line by minibert.cli.main.
     result = run_training_call(
         "finetune",
@@ -146,6 +147,24 @@ def _run_finetune(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return 0
+
+
+def _check_finetune_inputs(overrides: dict[str, Any]) -> None:
+    """Fail before any work on settings and files that would fail (or misbehave) later.
+
+    Every number must be finite (NaN passes a ``value <= 0`` check), and a minibert run given
+    as ``--init``/``--tokenizer`` must have a readable run.json (the message names the file).
+    """
+    from minibert.train.finetune import FinetuneConfig
+    from minibert.train.overrides import apply_overrides
+    from minibert.train.preflight import read_run_info
+    from minibert.train.settings import reject_non_finite
+
+    config = apply_overrides(FinetuneConfig(), overrides)
+    reject_non_finite(config)
+    for spec in (config.init, getattr(config, "tokenizer", None)):
+        if isinstance(spec, str) and (Path(spec).expanduser() / "run.json").is_file():
+            read_run_info(Path(spec).expanduser())
 
 
 # --------------------------------------------------------------------------------------------

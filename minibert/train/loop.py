@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from minibert.atomic import crash_point
 from minibert.hf_names import load_hf_state_dict
 from minibert.model import read_safetensors_dir
 from minibert.train.checkpoint import (
@@ -51,8 +52,9 @@ from minibert.train.checkpoint import (
     load_optimizer_state,
     load_trainer_state,
     save_checkpoint,
+    verify_checkpoint,
 )
-from minibert.train.distributed import DistributedContext, maybe_no_sync
+from minibert.train.distributed import DistributedContext, RemoteFailureError, maybe_no_sync
 from minibert.train.rundir import MetricsWriter, RunDirectory, truncate_metrics_after
 from minibert.train.schedule import LRSchedule, training_progress
 from minibert.train.settings import OptimConfig, TrainConfig
@@ -528,12 +530,15 @@ class Trainer:
         self.ddp_model: nn.Module = task.model
         if self.context.is_distributed:
             device_ids = [self.context.device.index] if self.context.device.type == "cuda" else None
-            self.ddp_model = nn.parallel.DistributedDataParallel(task.model, device_ids=device_ids)
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                task.model, device_ids=device_ids, process_group=self.context.group
+            )
 
     # -- resume ------------------------------------------------------------------------------
     def _load(self, checkpoint: Path) -> None:
-        self.task.load_weights(checkpoint)
         state = load_trainer_state(checkpoint)
+        verify_checkpoint(checkpoint, state)  # before trusting any of its files
+        self.task.load_weights(checkpoint)
         self.optimizer.load_state_dict(load_optimizer_state(checkpoint))
         self.sampler.load_state_dict({"epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch})
         self.state = state
@@ -554,8 +559,13 @@ class Trainer:
         return self.optim_config.lr * self.schedule.factor(max(parts))
 
     def _save(self, target: Path, *, with_optimizer: bool) -> Path | None:
-        """Rank 0 writes ``target`` atomically; every rank waits until it is complete."""
+        """Rank 0 writes ``target`` atomically; every rank waits until it is complete.
+
+        If rank 0's save fails (disk full, permissions), every rank stops with its reason:
+        rank 0 re-raises the error, the others raise :class:`RemoteFailureError`.
+        """
         path = None
+        failure: BaseException | None = None
         if self.context.is_main:
             self.state.rng = capture_rng_state()
             self.state.rng["scheme"] = (
@@ -573,14 +583,24 @@ class Trainer:
             }
             self.state.epoch = self.sampler.epoch
             self.state.batch_in_epoch = self.sampler.batch_in_epoch
-            path = save_checkpoint(
-                target,
-                save_model=self.task.save_model,
-                trainer_state=self.state,
-                optimizer=self.optimizer if with_optimizer else None,
-                extra_files=self.task.save_extras,
-            )
-        self.context.barrier()
+            try:
+                path = save_checkpoint(
+                    target,
+                    save_model=self.task.save_model,
+                    trainer_state=self.state,
+                    optimizer=self.optimizer if with_optimizer else None,
+                    extra_files=self.task.save_extras,
+                )
+            except Exception as err:
+                failure = err
+        # Every rank waits here (as at a barrier) and learns whether rank 0's save worked.
+        message = self.context.share_main_error(
+            None if failure is None else f"{type(failure).__name__}: {failure}"
+        )
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RemoteFailureError(f"rank 0 could not save {target}: {message}")
         return path
 
     def _save_checkpoint(self) -> Path | None:
@@ -618,6 +638,7 @@ class Trainer:
         names = task.term_names
         n = len(names)
         device = context.device
+        crash_point("train_step")  # fault injection for tests (a no-op otherwise)
         torch.manual_seed(derive_seed(cfg.seed, "dropout", context.rank, self.state.step))
         micro_batches = [_to_device(b, device) for b in self._micro_batches()]
 

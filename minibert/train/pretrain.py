@@ -33,6 +33,7 @@ from minibert.data.pipeline import prepare_data
 from minibert.data.tokenizer import save_tokenizer
 from minibert.heads import BertForMaskedLM, BertForPreTraining
 from minibert.local_attention import local_attention_init_
+from minibert.locking import acquire_run_lock
 from minibert.model import identity_query_key_init_, sinusoidal_position_init_
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
@@ -50,7 +51,8 @@ from minibert.train.overrides import (
     config_to_dict,
     resolve_key,
 )
-from minibert.train.rundir import RunDirectory
+from minibert.train.preflight import resumable_checkpoint
+from minibert.train.rundir import RunDirectory, why_not_a_run
 from minibert.train.settings import PretrainConfig
 from minibert.versions import run_versions
 
@@ -368,9 +370,9 @@ def build_examples(config: PretrainConfig, data: Any) -> tuple[list[Any], list[A
 def _resume_config(
     run: RunDirectory, overrides: Mapping[str, Any] | None
 ) -> tuple[PretrainConfig, dict[str, Any]]:
-    info = run.read_run_json()
-    if info.get("kind") != "pretrain":
-        raise ValueError(f"{run.root} is a {info.get('kind')!r} run, not a pretraining run")
+    from minibert.train.preflight import read_run_info
+
+    info = read_run_info(run.root, kind="pretrain")  # names run.json if it is damaged
     config = config_from_dict(PretrainConfig, info["config"])
     changed = apply_overrides(config, dict(overrides or {}))
     # Repeating the original command with --resume is fine; changing the recipe is not.
@@ -408,16 +410,18 @@ def pretrain(
             ``"lr"``, ``"optim.lr"``, ``"preset"``...). With ``resume`` only
             :data:`RESUMABLE_KEYS` may change.
         resume: continue the run in ``out`` from its newest checkpoint, with its recorded config.
-        overwrite: replace whatever ``out`` holds.
+        overwrite: replace the run in ``out`` (refused if ``out`` holds anything but a run).
         cache_dir: the data cache (default ``$MINIBERT_CACHE`` or ``~/.cache/minibert``).
 
     Returns:
         A :class:`~minibert.train.loop.TrainingResult` (``.summary()`` prints it).
 
     Raises:
-        FileExistsError: ``out`` is not empty and neither ``resume`` nor ``overwrite``.
+        FileExistsError: ``out`` is not empty and neither ``resume`` nor ``overwrite``, or
+            ``overwrite`` but ``out`` holds something other than a run.
         FileNotFoundError: ``resume`` but ``out`` has no checkpoint.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
+        LockHeldError: another process is running in ``out`` (its pid is in the message).
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
@@ -426,31 +430,59 @@ def pretrain(
             "a resumed run uses the config recorded in its run.json; pass overrides "
             "(e.g. a longer max_steps) instead of a config"
         )
-    # Check the run directory before any slow work, so a wrong --out fails at once.
+    # Check and lock the run directory before any slow work, so a wrong --out, or one another
+    # run is writing, fails at once. Only rank 0 writes the run directory, so only it locks.
+    owns_run = int(os.environ.get("RANK", "0")) == 0
+    run_lock = acquire_run_lock(out) if owns_run else None
+    try:
+        return _pretrain_locked(config, out, overrides, resume, overwrite, cache_dir, owns_run)
+    finally:
+        if run_lock is not None:
+            run_lock.release()
+
+
+def _pretrain_locked(
+    config: PretrainConfig | None,
+    out: str | Path,
+    overrides: Mapping[str, Any] | None,
+    resume: bool,
+    overwrite: bool,
+    cache_dir: str | Path | None,
+    owns_run: bool,
+) -> TrainingResult:
     resume_info: dict[str, Any] | None = None
+    run: RunDirectory | None = None
     if resume:
-        run = RunDirectory.open_for_resume(out)
+        # Rank 0 checks the run and repairs what a killed save left; the others only read.
+        run = RunDirectory.open_for_resume(out) if owns_run else RunDirectory(out)
         config, resume_info = _resume_config(run, overrides)
+        # A damaged newest checkpoint fails here, naming the file and the previous checkpoint,
+        # rather than after the data is prepared.
+        resumable_checkpoint(run.checkpoints(), f"minibert pretrain --resume --out {out}")
     else:
         config = build_pretrain_config(overrides, config)
         target = Path(out)
-        if target.is_dir() and any(target.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"--out {target} already exists and is not empty. Pass --resume to continue "
-                "that run, --overwrite to replace it, or choose another --out."
-            )
+        if target.is_dir() and any(target.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"--out {target} already exists and is not empty. Pass --resume to "
+                    "continue that run, --overwrite to replace it, or choose another --out."
+                )
+            reason = why_not_a_run(target)
+            if reason is not None:
+                raise FileExistsError(
+                    f"--overwrite refuses to empty {target}: {reason}. It replaces only a "
+                    "minibert run directory (one with run.json) or an empty one; choose "
+                    "another --out, or move those files away first."
+                )
     context = setup_distributed(config.train.device)
     try:
         threads = configure_threads(config.train.num_threads, context)
-        # The first process on each machine builds the data cache; the others then read it.
-        builds_cache = context.local_rank == 0
-        if not builds_cache:
-            context.barrier()
+        # Every process asks for the data; the cache entry's lock lets the first build it while
+        # the others (here, or on machines sharing the cache folder) wait, then read it.
         data = prepare_data(
             config.data, cache_dir, progress=context.is_main and config.train.progress
         )
-        if builds_cache:
-            context.barrier()
         if not context.same_everywhere(data.fingerprint + data.tokenizer_fingerprint):
             raise ValueError(
                 "the processes prepared different data or tokenizers (each machine built its "
@@ -475,14 +507,14 @@ def pretrain(
         task = PretrainingTask(config, data.tokenizer, train_examples, eval_examples)
 
         if resume:
-            run = RunDirectory(out)
             checkpoint = run.latest_checkpoint()
         else:
             checkpoint = None
             if context.is_main:
                 run = RunDirectory.create(out, overwrite=overwrite)
             context.barrier()
-            run = RunDirectory(out)
+            if not context.is_main:
+                run = RunDirectory(out)
         if context.is_main:
             precision = resolve_precision(config.train.precision, context.device)
             info = {
@@ -519,7 +551,7 @@ def pretrain(
                 ]
             run.write_run_json(info)
             if not run.tokenizer_dir.is_dir():
-                task.save_extras(run.tokenizer_dir)
+                run.write_tokenizer(task.save_extras)
             logger.info(
                 "pretraining %s (%s parameters) on %d examples (%d held out), %d thread(s), %s",
                 type(task.model).__name__,
@@ -533,3 +565,5 @@ def pretrain(
         return trainer.fit()
     finally:
         context.close()
+        if run is not None:
+            run.close()

@@ -6,9 +6,12 @@
       tokenizer/               standard HF tokenizer files
       checkpoints/step-000500/ HF-loadable weights (+ trainer state for resume)
       final/                   same layout, the last good weights
+    runs/.<name>.lock          the writer's lock (pid, host, command), beside the run
 
-Writers: :class:`RunDirectory` (layout, the ``--out``/``--resume``/``--overwrite`` rules) and
-:class:`MetricsWriter`. Readers: :func:`read_metrics`, which tolerates the partial last line a
+Writers: :class:`RunDirectory` (layout, the ``--out``/``--resume``/``--overwrite`` rules, the
+lock that keeps a second run out, repairs after a killed save) and :class:`MetricsWriter`; every
+file goes through :mod:`minibert.atomic` (temporary name, fsync, rename, fsync the parent).
+Readers take no lock: :func:`read_metrics`, which tolerates the partial last line a
 concurrent writer may have left, and :meth:`RunDirectory.checkpoints`, which never lists a
 checkpoint still being written (those live under a dot-prefixed temporary name until renamed).
 """
@@ -22,17 +25,34 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from minibert.atomic import (
+    OLD_PREFIX,
+    TMP_PREFIX,
+    TRASH_PREFIX,
+    atomic_directory,
+    fsync_directory,
+    remove_tree,
+    restore_interrupted_replace,
+    write_json_atomic,
+    write_text_atomic,
+)
+from minibert.locking import LockHeldError, RunLock, acquire_run_lock
+
 __all__ = [
     "CHECKPOINT_PATTERN",
+    "LockHeldError",
     "MetricsWriter",
     "RunDirectory",
     "checkpoint_name",
     "iter_metrics",
     "read_metrics",
+    "why_not_a_run",
+    "write_json_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,12 +73,17 @@ def checkpoint_name(step: int) -> str:
 class RunDirectory:
     """Paths and rules of one run directory.
 
-    Use :meth:`create` to start a run (refuses a non-empty directory unless ``overwrite``) and
-    :meth:`open_for_resume` to continue one (refuses a directory with no checkpoint).
+    Use :meth:`create` to start a run (refuses a non-empty directory unless ``overwrite``, and
+    ``overwrite`` replaces only a run) and :meth:`open_for_resume` to continue one (refuses a
+    directory with no checkpoint). Both hold the run's lock (:mod:`minibert.locking`) until
+    :meth:`close`, the end of a ``with`` block, the object's collection or the process's end,
+    so a second run on the same directory fails at once, naming the first one's pid.
+    ``RunDirectory(root)`` alone only reads: it takes no lock.
     """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._lock: RunLock | None = None
 
     # paths ---------------------------------------------------------------------------------
     @property
@@ -87,60 +112,125 @@ class RunDirectory:
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.root)!r})"
 
+    # the lock ------------------------------------------------------------------------------
+    def _hold(self, lock: RunLock) -> None:
+        self._lock = lock
+        weakref.finalize(self, lock.release)
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the run's lock (it was created or opened for resume)."""
+        return self._lock is not None and not self._lock._released
+
+    def close(self) -> None:
+        """Release the run's lock (if this object holds it). Safe to call twice."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> RunDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # creating and reopening ----------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, *, overwrite: bool = False) -> RunDirectory:
-        """Start a fresh run in ``root``.
+        """Start a fresh run in ``root`` and hold its lock.
 
         A missing or empty directory is used as is. A non-empty one is an error unless
-        ``overwrite`` is true, in which case its run files are removed first.
+        ``overwrite`` is true and it is a run (see :func:`why_not_a_run`): then it is renamed
+        aside and deleted, and a fresh directory takes its place, so a crash midway leaves
+        either the whole old run or none of it under ``root``, never half of one.
+
+        The lock is re-entrant within a process: ``pretrain`` locks ``root`` with
+        :func:`minibert.locking.acquire_run_lock` before its slow data preparation, and this
+        takes a second share of the same lock.
+
+        Raises:
+            LockHeldError: another process is running in ``root``.
+            FileExistsError: ``root`` is a file, or holds something other than a run.
         """
         run = cls(root)
         if run.root.exists() and not run.root.is_dir():
             raise FileExistsError(f"--out {run.root} is a file, not a directory")
-        if run.root.is_dir() and any(run.root.iterdir()):
-            if not overwrite:
-                raise FileExistsError(
-                    f"--out {run.root} already exists and is not empty. Pass --resume to "
-                    "continue that run, --overwrite to replace it, or choose another --out."
-                )
-            logger.warning("overwriting the run in %s", run.root)
-            for child in run.root.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        run.root.mkdir(parents=True, exist_ok=True)
-        run.checkpoints_dir.mkdir(exist_ok=True)
+        lock = acquire_run_lock(run.root)
+        try:
+            if run.root.is_dir() and any(run.root.iterdir()):
+                if not overwrite:
+                    raise FileExistsError(
+                        f"--out {run.root} already exists and is not empty. Pass --resume to "
+                        "continue that run, --overwrite to replace it, or choose another --out."
+                    )
+                reason = why_not_a_run(run.root)
+                if reason is not None:
+                    raise FileExistsError(
+                        f"--overwrite refuses to empty {run.root}: {reason}. It replaces only "
+                        f"a minibert run directory (one with {RUN_JSON}) or an empty one; "
+                        "choose another --out, or move those files away first."
+                    )
+                logger.warning("overwriting the run in %s", run.root)
+                remove_tree(run.root)
+            _sweep_siblings(run.root, (TRASH_PREFIX,))
+            run.root.mkdir(parents=True, exist_ok=True)
+            run.checkpoints_dir.mkdir(exist_ok=True)
+            fsync_directory(run.root.parent)
+        except BaseException:
+            lock.release()
+            raise
+        run._hold(lock)
         return run
 
     @classmethod
     def open_for_resume(cls, root: str | Path) -> RunDirectory:
-        """Reopen an existing run that has at least one complete checkpoint."""
+        """Reopen an existing run that has at least one complete checkpoint; hold its lock.
+
+        Repairs what a killed save left: a ``final/`` or checkpoint whose replacement was
+        killed between its two renames gets its old copy back, then leftovers are removed.
+        """
         run = cls(root)
         if not run.root.is_dir():
             raise FileNotFoundError(f"--resume: {run.root} does not exist; nothing to resume")
-        if not run.run_json.is_file():
-            raise FileNotFoundError(
-                f"--resume: {run.root} has no {RUN_JSON}, so it is not a minibert run directory"
-            )
-        if run.latest_checkpoint() is None:
-            raise FileNotFoundError(
-                f"--resume: {run.root} has no checkpoint yet (checkpoints/step-*/ is empty). "
-                "Start it again without --resume (add --overwrite to replace what is there)."
-            )
-        run.remove_partial_checkpoints()
+        lock = acquire_run_lock(run.root)
+        try:
+            if not run.run_json.is_file():
+                raise FileNotFoundError(
+                    f"--resume: {run.root} has no {RUN_JSON}, so it is not a minibert run directory"
+                )
+            run.recover_interrupted_saves()
+            if run.latest_checkpoint() is None:
+                raise FileNotFoundError(
+                    f"--resume: {run.root} has no checkpoint yet (checkpoints/step-*/ is "
+                    "empty). Start it again without --resume (add --overwrite to replace what "
+                    "is there)."
+                )
+            run.remove_partial_checkpoints()
+        except BaseException:
+            lock.release()
+            raise
+        run._hold(lock)
         return run
 
-    # run.json ------------------------------------------------------------------------------
+    # run.json, results, tokenizer ----------------------------------------------------------
     def write_run_json(self, info: Mapping[str, Any]) -> None:
         """Write ``run.json`` atomically (temp file + rename)."""
-        _atomic_write_text(self.run_json, json.dumps(info, indent=2, sort_keys=False) + "\n")
+        write_text_atomic(self.run_json, json.dumps(info, indent=2, sort_keys=False) + "\n")
 
     def read_run_json(self) -> dict[str, Any]:
         if not self.run_json.is_file():
             raise FileNotFoundError(f"{self.root} has no {RUN_JSON}; is it a minibert run?")
         return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write ``<run>/<name>`` (``results.json``...) as JSON, atomically."""
+        return write_json_atomic(self.root / name, obj)
+
+    def write_tokenizer(self, save: Callable[[Path], None]) -> Path:
+        """Write ``tokenizer/`` all at once: ``save(directory)`` fills a temporary folder that
+        then replaces ``tokenizer/`` (so a reader never loads half a tokenizer)."""
+        with atomic_directory(self.tokenizer_dir) as tmp:
+            save(tmp)
+        return self.tokenizer_dir
 
     # checkpoints ---------------------------------------------------------------------------
     def checkpoints(self) -> list[tuple[int, Path]]:
@@ -161,40 +251,101 @@ class RunDirectory:
         found = self.checkpoints()
         return found[-1][1] if found else None
 
+    def recover_interrupted_saves(self) -> list[Path]:
+        """Put back ``final/``, ``tokenizer/`` or a checkpoint whose replacement was killed
+        between its two renames (its old copy lies beside it as ``.old-<name>-<pid>``)."""
+        restored = []
+        targets = [self.final_dir, self.tokenizer_dir]
+        if self.checkpoints_dir.is_dir():
+            for child in self.checkpoints_dir.glob(f"{OLD_PREFIX}step-*"):
+                name = child.name[len(OLD_PREFIX) :].rsplit("-", 1)[0]
+                if CHECKPOINT_PATTERN.match(name):
+                    targets.append(self.checkpoints_dir / name)
+        for target in targets:
+            if restore_interrupted_replace(target) is not None:
+                restored.append(target)
+        return restored
+
     def remove_partial_checkpoints(self) -> list[Path]:
-        """Delete leftovers of saves that were killed midway (dot-prefixed temp dirs)."""
+        """Delete leftovers of saves and deletions that were killed midway (dot-prefixed).
+
+        Call :meth:`recover_interrupted_saves` first: an ``.old-`` copy may be the only one.
+        """
         removed = []
         for parent in (self.checkpoints_dir, self.root):
-            if not parent.is_dir():
-                continue
-            for child in parent.iterdir():
-                if child.name.startswith(".tmp-") or child.name.startswith(".old-"):
-                    shutil.rmtree(child, ignore_errors=True)
-                    removed.append(child)
+            if parent.is_dir():
+                removed += _sweep_children(parent, _LEFTOVER_PREFIXES)
         if removed:
-            logger.info(
-                "removed %d partial checkpoint(s) left by an interrupted save", len(removed)
-            )
+            logger.info("removed %d leftover(s) of an interrupted save", len(removed))
         return removed
 
     def prune_checkpoints(self, keep: int) -> list[Path]:
-        """Keep the newest ``keep`` checkpoints; delete older ones (``keep <= 0`` keeps all)."""
+        """Keep the newest ``keep`` checkpoints; delete older ones (``keep <= 0`` keeps all).
+
+        Each is renamed out of the ``step-*`` names before it is deleted, so a kill midway
+        never leaves a half-deleted checkpoint that :meth:`checkpoints` would list.
+        """
         if keep <= 0:
             return []
         found = self.checkpoints()
         doomed = [path for _, path in found[:-keep]]
         for path in doomed:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
         return doomed
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+_LEFTOVER_PREFIXES = (TMP_PREFIX, OLD_PREFIX, TRASH_PREFIX)
+
+
+def _sweep_children(parent: Path, prefixes: tuple[str, ...]) -> list[Path]:
+    removed = []
+    for child in parent.iterdir():
+        if child.name.startswith(prefixes):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child)
+    return removed
+
+
+def _sweep_siblings(root: Path, prefixes: tuple[str, ...]) -> None:
+    """Remove ``.trash-<name>-*`` beside ``root``: a killed ``--overwrite``'s old run."""
+    parent = root.absolute().parent
+    if not parent.is_dir():
+        return
+    for child in parent.iterdir():
+        if child.name.startswith(tuple(f"{p}{root.name}-" for p in prefixes)) and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def why_not_a_run(path: str | Path, *, _depth: int = 0) -> str | None:
+    """Why ``--overwrite`` must not empty ``path`` (None: it may).
+
+    It may when ``path`` is a run directory (it has ``run.json``, or ``demo.json``), or holds
+    nothing but runs, empty folders and leftovers of minibert's own writes: a demo or
+    cross-validation folder interrupted before its summary, a run killed before ``run.json``.
+    Anything else (a user's notes, a source tree, the working directory) is refused.
+    """
+    path = Path(path)
+    if _depth == 0 and Path.cwd().resolve().is_relative_to(path.resolve()):
+        return "it is the working directory (or contains it)"
+    if (path / RUN_JSON).is_file() or (path / "demo.json").is_file():
+        return None
+    if _depth >= 3:
+        return f"{path} holds nested folders that are not a minibert run"
+    for child in sorted(path.iterdir()):
+        if child.name.startswith(_LEFTOVER_PREFIXES) or (
+            child.name.startswith(".") and child.name.endswith(".lock")
+        ):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            reason = why_not_a_run(child, _depth=_depth + 1)
+            if reason is not None:
+                return reason
+        else:
+            return f"it holds {child.name}, which is not part of a minibert run"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +464,7 @@ def truncate_metrics_after(path: str | Path, step: int) -> int:
     records = read_metrics(path)
     kept = [r for r in records if int(r.get("step", 0)) <= step]
     text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept)
-    _atomic_write_text(path, text)
+    write_text_atomic(path, text)
     dropped = len(records) - len(kept)
     if dropped:
         logger.info("dropped %d metric line(s) written after step %d", dropped, step)

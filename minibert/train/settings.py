@@ -30,8 +30,10 @@ The recipe (issue 5 tunes it; change defaults here, with a comment saying why):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from minibert.config import BertConfig
 from minibert.data.examples import PACKING_MODES
@@ -48,12 +50,81 @@ __all__ = [
     "OptimConfig",
     "PretrainConfig",
     "TrainConfig",
+    "check_number",
+    "reject_non_finite",
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 POSITION_INITS = ("normal", "sinusoidal")
 MLM_BIAS_INITS = ("zeros", "unigram")
 DEFAULT_MAX_STEPS = 1000  # a run given neither --max-steps nor --time-budget stops here
+
+
+# --------------------------------------------------------------------------------------------
+# Numeric checks shared by every section
+# --------------------------------------------------------------------------------------------
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+    fix: str = "",
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number (an int if ``integer``) in range.
+
+    The bounds are ``low <= value <= high`` (strict with ``low_open``/``high_open``); ``None``
+    passes when ``optional``. NaN and infinity always fail: ``nan <= 0`` is False, so a plain
+    ``if value <= 0`` check lets a NaN learning rate through, and an infinite time budget makes
+    a schedule that never decays. ``fix`` is appended to the message: what to write instead.
+    """
+    if value is None and optional:
+        return
+    kind = "an integer" if integer else "a finite number"
+    if low is not None and high is not None:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        wanted = f"{kind} in {left}{low:g}, {high:g}{right}"
+    elif low is not None:
+        wanted = f"{kind} {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        wanted = f"{kind} {'<' if high_open else '<='} {high:g}"
+    else:
+        wanted = kind
+    if optional:
+        wanted += " (or none)"
+    numeric = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    ok = numeric and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ValueError(f"{name} must be {wanted}, got {value!r}" + (f"; {fix}" if fix else ""))
+
+
+def reject_non_finite(config: Any, prefix: str = "") -> None:
+    """Raise ``ValueError`` for any NaN or infinite float in a tree of config dataclasses.
+
+    A safety net for config classes whose own checks compare with ``<`` only (NaN passes
+    those); the sections in this file check each field with :func:`check_number`.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            reject_non_finite(value, key + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
+        elif isinstance(value, (tuple, list)) and any(
+            isinstance(v, float) and not math.isfinite(v) for v in value
+        ):
+            raise ValueError(f"{key} must hold finite numbers, got {value!r}")
 
 
 @dataclass
@@ -75,30 +146,33 @@ class OptimConfig:
     min_lr_ratio: float = 0.0  # where the decay ends, as a fraction of lr
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        check_number(
+            "optim.lr", self.lr, low=0, low_open=True, fix="e.g. --lr 3e-3 (tiny) or 1e-4 (base)"
+        )
+        check_number("optim.weight_decay", self.weight_decay, low=0, fix="BERT uses 0.01")
+        if len(self.betas) != 2:
             raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.eps <= 0:
-            raise ValueError(f"optim.eps must be positive, got {self.eps}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(
-                f"optim.max_grad_norm must be positive or None (no clipping), got "
-                f"{self.max_grad_norm}"
+        for beta in self.betas:
+            check_number(
+                "each of optim.betas", beta, low=0, high=1, high_open=True, fix="BERT: 0.9,0.999"
             )
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        check_number("optim.eps", self.eps, low=0, low_open=True, fix="BERT uses 1e-6")
+        check_number(
+            "optim.max_grad_norm",
+            self.max_grad_norm,
+            low=0,
+            low_open=True,
+            optional=True,
+            fix="use none to switch clipping off",
+        )
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"optim.schedule {self.schedule!r} is unknown; choose one of {', '.join(SCHEDULES)}"
             )
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"optim.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise ValueError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        check_number("optim.warmup_fraction", self.warmup_fraction, low=0, high=1, high_open=True)
+        check_number("optim.warmup_steps", self.warmup_steps, low=0, integer=True, optional=True)
+        check_number("optim.min_lr_ratio", self.min_lr_ratio, low=0, high=1)
 
 
 @dataclass
@@ -127,15 +201,18 @@ class TrainConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self) -> None:
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"train.max_steps must be >= 1, got {self.max_steps}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"train.time_budget must be > 0 seconds, got {self.time_budget}")
-        if self.batch_size < 1 or self.grad_accum_steps < 1:
-            raise ValueError(
-                f"train.batch_size ({self.batch_size}) and train.grad_accum_steps "
-                f"({self.grad_accum_steps}) must be >= 1"
-            )
+        check_number("train.max_steps", self.max_steps, low=1, integer=True, optional=True)
+        check_number(
+            "train.time_budget",
+            self.time_budget,
+            low=0,
+            low_open=True,
+            optional=True,
+            fix="give seconds, e.g. --time-budget 300; for no time limit leave it out (or none) "
+            "and set --max-steps",
+        )
+        for name in ("batch_size", "grad_accum_steps"):
+            check_number(f"train.{name}", getattr(self, name), low=1, integer=True)
         if self.batch_size % self.grad_accum_steps:
             raise ValueError(
                 f"train.batch_size={self.batch_size} is not divisible by train.grad_accum_steps="
@@ -145,15 +222,28 @@ class TrainConfig:
             raise ValueError(
                 f"train.precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}"
             )
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"train.num_threads must be >= 1 or None, got {self.num_threads}")
-        for name in ("eval_every", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
-        if self.eval_examples < 0:
-            raise ValueError(f"train.eval_examples must be >= 0, got {self.eval_examples}")
-        if self.log_every < 1:
-            raise ValueError(f"train.log_every must be >= 1, got {self.log_every}")
+        check_number(
+            "train.num_threads",
+            self.num_threads,
+            low=1,
+            integer=True,
+            optional=True,
+            fix="none uses every core",
+        )
+        for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "eval_examples"):
+            check_number(f"train.{name}", getattr(self, name), low=0, integer=True)
+        check_number(
+            "train.eval_batch_size",
+            self.eval_batch_size,
+            low=1,
+            integer=True,
+            optional=True,
+            fix="none evaluates in micro-batches of the training size; eval_examples 0 turns "
+            "evaluation off",
+        )
+        check_number("train.log_every", self.log_every, low=1, integer=True)
+        check_number("train.seed", self.seed, integer=True)
+        _check_device(self.device)
 
     @property
     def micro_batch_size(self) -> int:
@@ -200,25 +290,23 @@ class ObjectiveConfig:
                 f"objective.packing {self.packing!r} is unknown; choose one of "
                 f"{', '.join(PACKING_MODES)}"
             )
-        if not 0.0 < self.mlm_probability <= 1.0:
-            raise ValueError(
-                f"objective.mlm_probability must be in (0, 1], got {self.mlm_probability}"
+        for name in ("mlm_probability", "eval_mlm_probability"):
+            check_number(
+                f"objective.{name}",
+                getattr(self, name),
+                low=0,
+                high=1,
+                low_open=True,
+                fix="BERT selects 0.15",
             )
-        if self.max_predictions is not None and self.max_predictions < 1:
-            raise ValueError(
-                f"objective.max_predictions must be >= 1 or None, got {self.max_predictions}"
+        for name in ("max_predictions", "eval_max_predictions"):
+            check_number(
+                f"objective.{name}", getattr(self, name), low=1, integer=True, optional=True
             )
-        if self.dupe_factor < 1:
-            raise ValueError(f"objective.dupe_factor must be >= 1, got {self.dupe_factor}")
-        if not 0.0 < self.eval_mlm_probability <= 1.0:
-            raise ValueError(
-                f"objective.eval_mlm_probability must be in (0, 1], got {self.eval_mlm_probability}"
-            )
-        if self.eval_max_predictions is not None and self.eval_max_predictions < 1:
-            raise ValueError(
-                f"objective.eval_max_predictions must be >= 1 or None, got "
-                f"{self.eval_max_predictions}"
-            )
+        check_number("objective.short_seq_prob", self.short_seq_prob, low=0, high=1)
+        check_number("objective.dupe_factor", self.dupe_factor, low=1, integer=True)
+        for name in ("example_seed", "eval_mask_seed"):
+            check_number(f"objective.{name}", getattr(self, name), integer=True)
 
 
 @dataclass
@@ -257,10 +345,7 @@ class InitConfig:
 
     def __post_init__(self) -> None:
         self.local_attention_offsets = tuple(int(o) for o in self.local_attention_offsets)
-        if self.local_attention_scale <= 0:
-            raise ValueError(
-                f"init.local_attention_scale must be positive, got {self.local_attention_scale}"
-            )
+        check_number("init.local_attention_scale", self.local_attention_scale, low=0, low_open=True)
         if self.position_init not in POSITION_INITS:
             raise ValueError(
                 f"init.position_init {self.position_init!r} is unknown; choose one of "
@@ -271,14 +356,22 @@ class InitConfig:
                 f"init.mlm_bias_init {self.mlm_bias_init!r} is unknown; choose one of "
                 f"{', '.join(MLM_BIAS_INITS)}"
             )
-        if self.attention_identity_init < 0:
-            raise ValueError(
-                f"init.attention_identity_init must be >= 0, got {self.attention_identity_init}"
-            )
-        if self.position_init_std <= 0:
-            raise ValueError(
-                f"init.position_init_std must be positive, got {self.position_init_std}"
-            )
+        check_number("init.attention_identity_init", self.attention_identity_init, low=0)
+        check_number("init.position_init_std", self.position_init_std, low=0, low_open=True)
+
+
+def _check_device(device: Any) -> None:
+    """``train.device`` must be ``auto`` or a device torch can name (cpu, cuda, cuda:1, mps)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"train.device {device!r} is not a device; use auto, cpu, cuda, cuda:1 or mps"
+        ) from None
 
 
 def _default_model() -> BertConfig:
