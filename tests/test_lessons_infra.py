@@ -404,3 +404,16 @@ def test_export_html_embeds_plotly_once_and_loads_nothing_remote(tmp_path):
     for remote in ("https://cdn", "unpkg.com", "require.min.js", "mathjax"):
         assert remote not in html.lower().split("<body", 1)[0], remote
     assert (tmp_path / "page.html").is_file()
+
+
+@pytest.mark.slow
+def test_pretrained_run_trains_once_into_place(tmp_path, cache_dir, capsys):
+    """No run anywhere: a short one is trained (tiny preset), renamed into place complete, with
+    nothing else left in the runs folder; the second call finds it."""
+    made = runs.pretrained_run(budget=2.0, root=tmp_path, progress=False, cache_dir=cache_dir)
+    assert made == tmp_path / runs.LESSON_RUN_NAME and runs.is_finished_run(made)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [runs.LESSON_RUN_NAME]
+    info = json.loads((made / "run.json").read_text())
+    assert info["config"]["preset"] == "tiny" and info["config"]["train"]["time_budget"] == 2.0
+    assert runs.pretrained_run(budget=2.0, root=tmp_path) == made
+    assert "found; no training needed" in capsys.readouterr().out

@@ -17,6 +17,7 @@ would pick up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -68,6 +69,17 @@ def _time_budget(run: Path) -> float | None:
         return info["config"]["train"]["time_budget"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _remove_lock_file(run: Path) -> None:
+    """Training leaves its writer's lock file beside the run (``.<name>.lock``, see
+    :mod:`minibert.locking`); the scratch folder's name is used once, so its lock file goes."""
+    try:
+        from minibert.locking import run_lock_path
+    except ImportError:  # a minibert without run locks
+        return
+    with contextlib.suppress(OSError):
+        run_lock_path(run).unlink()
 
 
 def find_pretrained_run(root: str | Path | None = None, *, min_budget: float = 0.0) -> Path | None:
@@ -159,5 +171,6 @@ def pretrained_run(
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+        _remove_lock_file(scratch)
     print(f"pretrained model: {target} ({time.perf_counter() - started:.0f} s)")
     return target
