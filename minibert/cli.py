@@ -30,6 +30,7 @@ _VERB_MODULES: list[str] = [
     "minibert.data_cli",
     "minibert.train.cli",
     "minibert.train.finetune_cli",
+    "minibert.dashboard.cli",
 ]
 
 

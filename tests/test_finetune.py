@@ -73,7 +73,10 @@ def _predictions(out, split):
 
 
 def test_run_directory_and_metrics_lines(topic_run):
+    from minibert.versions import run_versions
+
     out, result = topic_run
+    assert json.loads((out / "run.json").read_text())["versions"] == run_versions()
     for name in (
         "run.json",
         "metrics.jsonl",
@@ -385,6 +388,35 @@ def test_bad_input_fails_fast_and_clearly(tmp_path, topic_run):
     with pytest.raises(FileExistsError, match="not empty"):
         finetune(out=topic_out, overrides={"task": "wiki-topic"})
     assert not out.exists()  # nothing was written for any of them
+
+
+def test_run_tokenizer_is_written_whole_and_overwrite_replaces_the_run(
+    tmp_path, pretrain_run, monkeypatch
+):
+    from minibert.atomic import FAULT_ENV
+
+    out = tmp_path / "run"
+    settings = {
+        **QUICK,
+        "task": "wiki-topic",
+        "init": "random",
+        "tokenizer": str(pretrain_run),
+        "train_limit": 16,
+        "eval_limit": 8,
+        "max_steps": 1,
+    }
+    # The run's tokenizer/ is the first folder written after run.json: a failure there (a full
+    # disk) must leave no tokenizer/ at all rather than a half one.
+    monkeypatch.setenv(FAULT_ENV, "fail:atomic_directory:before_rename")
+    with pytest.raises(OSError, match="injected failure"):
+        finetune(out=out, overrides=settings)
+    monkeypatch.delenv(FAULT_ENV)
+    assert (out / "run.json").is_file() and not (out / "tokenizer").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+    # That broken run is a run: --overwrite replaces it (and the lock was released).
+    result = finetune(out=out, overwrite=True, overrides=settings)
+    assert result.steps == 1 and (out / "tokenizer" / "tokenizer.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".trash-")]
 
 
 def test_cli_help(capsys):

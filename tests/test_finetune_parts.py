@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,208 @@ def test_each_finetune_module_reads_in_one_sitting_and_the_old_names_stay():
     ):
         assert name in finetune_package.__all__ and hasattr(finetune_package, name), name
     assert callable(finetune_package.finetune)
+
+
+# --------------------------------------------------------------------------------------------
+# Crash-safe reports, the --out lock and --overwrite (issue 13), checked settings, run.json
+# --------------------------------------------------------------------------------------------
+
+
+def _sentiment_config(num_folds: int = 2) -> FinetuneConfig:
+    config = FinetuneConfig()
+    config.task.name, config.task.num_folds = "sentiment", num_folds
+    return config
+
+
+def _fake_fold(fold_config: FinetuneConfig, fold_dir: Path) -> FinetuneResult:
+    fold_dir.mkdir(parents=True)
+    (fold_dir / "run.json").write_text("{}")
+    return _fold_result(fold_dir, 0.5 + 0.1 * fold_config.task.fold)
+
+
+def test_report_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    from minibert.atomic import FAULT_ENV
+    from minibert.train.finetune.data import EncodedSplit
+    from minibert.train.finetune.predictions import SplitPredictions
+    from minibert.train.finetune.report import write_json, write_predictions_file
+
+    results = tmp_path / "results.json"
+    results.write_text('{"old": true}\n')
+    monkeypatch.setenv(FAULT_ENV, "fail:atomic_file:before_rename")  # e.g. a full disk
+    with pytest.raises(OSError, match="injected failure"):
+        write_json(results, {"new": True})
+    monkeypatch.delenv(FAULT_ENV)
+    assert json.loads(results.read_text()) == {"old": True}
+
+    # predictions.jsonl: the second example fails mid-file (a label id the task does not have);
+    # the previous file stays whole and no partial one is left behind.
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text('{"old": 1}\n')
+    example = dataclasses.make_dataclass("Example", ["id", "text", "label", "text_pair"])
+    split = EncodedSplit(
+        "validation",
+        [example("a", "good", 1, None), example("b", "bad", 0, None)],
+        [[1], [1]],
+        [[0], [0]],
+        [1, 0],
+    )
+    broken = SplitPredictions(classes=[1, 7], probabilities=[[0.2, 0.8], [0.9, 0.1]])
+    with pytest.raises(IndexError):
+        write_predictions_file(predictions, "sequence", ["neg", "pos"], [(split, broken)])
+    assert predictions.read_text() == '{"old": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.jsonl", "results.json"]
+    fine = SplitPredictions(classes=[1, 0], probabilities=[[0.2, 0.8], [0.9, 0.1]])
+    write_predictions_file(predictions, "sequence", ["neg", "pos"], [(split, fine)])
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [r["prediction"] for r in lines] == ["pos", "neg"] and all(r["correct"] for r in lines)
+
+
+def test_cross_validation_summary_is_written_atomically(tmp_path, monkeypatch):
+    from minibert.atomic import FAULT_ENV
+    from minibert.versions import run_versions
+
+    out = tmp_path / "cv"
+    source = InitSource(kind="random", spec="random")
+    monkeypatch.setenv(FAULT_ENV, "fail:atomic_file:before_rename")
+    with pytest.raises(OSError, match="injected failure"):
+        cross_validate(_sentiment_config(), source, out, _fake_fold)
+    monkeypatch.delenv(FAULT_ENV)
+    assert not (out / "run.json").exists() and not (out / "results.json").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial file either
+    cross_validate(_sentiment_config(), source, out, _fake_fold, overwrite=True)
+    info = json.loads((out / "run.json").read_text())
+    assert info["versions"] == run_versions() and info["init"]["model_dir"] is None
+
+
+def test_cross_validation_holds_the_lock_of_its_folder(tmp_path):
+    from minibert.locking import FileLock, LockHeldError, run_lock_path
+
+    out, refused = tmp_path / "cv", []
+
+    def run_fold(fold_config: FinetuneConfig, fold_dir: Path) -> FinetuneResult:
+        # Another process's lock attempt (a FileLock is its own open file, so it conflicts
+        # with this process's lock just as a second process's would).
+        with pytest.raises(LockHeldError, match=f"process {os.getpid()}") as caught:
+            FileLock(run_lock_path(out)).acquire()
+        refused.append(caught.value)
+        return _fake_fold(fold_config, fold_dir)
+
+    cross_validate(_sentiment_config(), InitSource(kind="random", spec="random"), out, run_fold)
+    assert len(refused) == 2
+    FileLock(run_lock_path(out)).acquire().release()  # released at the end
+
+
+def test_cross_validation_overwrite_replaces_only_a_run(tmp_path):
+    source, out = InitSource(kind="random", spec="random"), tmp_path / "cv"
+    cross_validate(_sentiment_config(3), source, out, _fake_fold)
+    with pytest.raises(FileExistsError, match="not empty. Pass --overwrite"):
+        cross_validate(_sentiment_config(), source, out, _fake_fold)
+    assert (out / "fold-2").is_dir()  # untouched
+    cross_validate(_sentiment_config(2), source, out, _fake_fold, overwrite=True)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "fold-0",
+        "fold-1",
+        "results.json",
+        "run.json",
+    ]
+    # A killed cross-validation (folds, no summary yet) is a run too; a user's folder is not.
+    (out / "results.json").unlink()
+    (out / "run.json").unlink()
+    cross_validate(_sentiment_config(2), source, out, _fake_fold, overwrite=True)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="refuses to empty.*todo.txt"):
+        cross_validate(_sentiment_config(), source, notes, _fake_fold, overwrite=True)
+    assert (notes / "todo.txt").read_text() == "mine"
+
+
+@pytest.fixture
+def no_task_loading(monkeypatch):
+    """Fail the test if fine-tuning gets as far as loading the task (the slow part)."""
+    import minibert.data.tasks
+
+    def load_task(*args, **kwargs):
+        raise AssertionError("the task was loaded before --out was checked")
+
+    monkeypatch.setattr(minibert.data.tasks, "load_task", load_task)
+
+
+def test_a_second_finetune_on_one_out_stops_at_once_naming_the_first(tmp_path, no_task_loading):
+    from minibert.locking import LockHeldError
+    from minibert.train.finetune import finetune
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from minibert.locking import acquire_run_lock; "
+            "acquire_run_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeldError, match=f"process {holder.pid}.*choose another --out"):
+            finetune(out=out, overrides={"task": "wiki-topic"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_before_any_work(tmp_path, no_task_loading):
+    from minibert.train.finetune import finetune
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="--overwrite refuses to empty.*thesis.tex"):
+        finetune(out=out, overwrite=True, overrides={"task": "wiki-topic"})
+    with pytest.raises(FileExistsError, match="refuses to empty.*working directory"):
+        finetune(out=Path.cwd(), overwrite=True, overrides={"task": "wiki-topic"})
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_init_from_a_run_with_a_damaged_run_json_names_the_file(tmp_path):
+    from minibert.train.finetune import resolve_init
+    from minibert.train.preflight import InputFileError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("[1, 2]")
+    with pytest.raises(InputFileError, match=r"run.json holds a JSON list, not an object"):
+        resolve_init(str(run))
+    (run / "run.json").write_text('{"kind": "pretrain", "config": ')
+    with pytest.raises(InputFileError, match=r"run.json is not valid JSON.*line 1"):
+        resolve_init(str(run))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("epochs", float("nan"), "epochs must be a finite number > 0.*got nan; BERT"),
+        ("epochs", float("inf"), "epochs must be a finite number"),
+        ("evals_per_epoch", -1, "evals_per_epoch must be an integer >= 0.*e.g. 2"),
+        ("classifier_dropout", float("nan"), r"classifier_dropout must be .* in \[0, 1\)"),
+        ("early_stopping.patience", -2, "patience must be an integer >= 0.*never stop early"),
+        ("early_stopping.min_delta", float("nan"), "min_delta must be a finite number >= 0"),
+        ("early_stopping.min_delta", -0.1, "min_delta must be a finite number >= 0.*e.g. 0"),
+        ("task.max_seq_len", 4, "max_seq_len must be an integer >= 8.*e.g. 128"),
+        ("task.train_limit", 0, "train_limit must be an integer >= 1 .or none.*all of them"),
+    ],
+)
+def test_settings_reject_non_finite_and_out_of_range_numbers(key, value, message):
+    from minibert.train.finetune import build_finetune_config
+
+    with pytest.raises(ValueError, match=message):
+        build_finetune_config({key: value})
+
+
+def test_run_json_versions_come_from_the_one_place_that_asks():
+    import minibert.train.finetune.report as report
+
+    assert not hasattr(report, "_versions")

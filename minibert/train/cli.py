@@ -110,7 +110,11 @@ def _add_pretrain(subparsers: Any) -> None:
     mode.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    mode.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (refused if --out holds anything that is not a run)",
+    )
     add_config_and_cache_arguments(parser)
     add_shortcuts(parser, _SHORTCUTS)
     parser.add_argument(

@@ -7,6 +7,7 @@
     minibert finetune --config finetune.yaml --lr 3e-5 --out runs/x
     minibert demo                       # the main job: about 4 minutes on 2 cores
     minibert demo --time-budget 60 --out runs/quick-demo
+    minibert demo --dashboard           # the same, with the dashboard open on it (curves grow live)
 
 Every setting of :class:`~minibert.train.finetune.FinetuneConfig` (and of
 :class:`~minibert.train.demo.DemoConfig`) is a ``--key value`` option, dotted
@@ -119,7 +120,11 @@ def _add_finetune(subparsers: Any) -> None:
         allow_abbrev=False,
     )
     parser.add_argument("--out", required=True, type=Path, help="the run directory to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (refused if --out holds anything else)",
+    )
     add_config_and_cache_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print results.json instead")
     add_shortcuts(parser, _FINETUNE_SHORTCUTS)
@@ -195,7 +200,20 @@ def _add_demo(subparsers: Any) -> None:
     parser.add_argument(
         "--out", type=Path, help="the demo directory (default runs/demo, or runs/demo-N if taken)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace whatever --out holds")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (refused if --out holds anything else)",
+    )
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="also start the dashboard on the demo's folder and print its URL: the curves grow "
+        "while the demo trains; it stays open after the demo until Ctrl-C",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="the dashboard's port (default: first free from 8501)"
+    )
     add_config_and_cache_arguments(parser)
     add_shortcuts(parser, _DEMO_SHORTCUTS)
     accept_overrides(parser)
@@ -206,14 +224,58 @@ def _run_demo(args: argparse.Namespace) -> int:
     from minibert.train.demo import DemoConfig, run_demo
 
     overrides = collect_overrides(args, DemoConfig())
-    result = run_training_call(
-        "demo",
-        args,
-        lambda: run_demo(
-            out=args.out, overrides=overrides, overwrite=args.overwrite, cache_dir=args.cache_dir
-        ),
-    )
-    if result is None:
-        return 1
-    print(result.summary())
-    return 0
+    dashboard = None
+    if args.dashboard:
+        dashboard, args.out = _start_demo_dashboard(args.out, args.port)
+    try:
+        result = run_training_call(
+            "demo",
+            args,
+            lambda: run_demo(
+                out=args.out,
+                overrides=overrides,
+                overwrite=args.overwrite,
+                cache_dir=args.cache_dir,
+            ),
+        )
+        if result is None:
+            return 1
+        print(result.summary())
+        if dashboard is not None:
+            print(f"\nthe dashboard stays open at {dashboard.url} (Ctrl-C to stop)", flush=True)
+            dashboard.process.wait()
+        return 0
+    except KeyboardInterrupt:
+        if dashboard is None:
+            raise
+        return 0
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+
+
+def _start_demo_dashboard(out: Path | None, port: int | None) -> tuple[Any, Path]:
+    """Start the dashboard on the demo's folder before training, so the curve grows live.
+
+    The folder is chosen (and created, empty) first: the dashboard shows each run of the demo
+    as it appears in it.
+    """
+    from minibert.dashboard.launch import start, wait_until_ready
+    from minibert.train.demo import default_demo_dir
+
+    out = Path(out) if out is not None else default_demo_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    dashboard = start(out, port=port, quiet=True)
+    if wait_until_ready(dashboard, timeout=90):
+        print(
+            f"minibert demo: the dashboard is at {dashboard.url} (showing {out}); open it now "
+            "to watch the curves grow",
+            flush=True,
+        )
+    else:
+        print(
+            "minibert demo: the dashboard did not start (is streamlit installed? try "
+            "`minibert dashboard --runs " + str(out) + "` in another terminal); the demo goes on",
+            flush=True,
+        )
+    return dashboard, out

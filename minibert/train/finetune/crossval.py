@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from minibert.atomic import write_json_atomic
+from minibert.locking import acquire_run_lock
 from minibert.train.finetune.initialization import InitSource
-from minibert.train.finetune.report import (
-    RESULTS_FILE,
-    RUN_FORMAT_VERSION,
-    FinetuneResult,
-    _versions,
-    write_json,
-)
+from minibert.train.finetune.outdir import prepare_parent_folder
+from minibert.train.finetune.report import RESULTS_FILE, RUN_FORMAT_VERSION, FinetuneResult
 from minibert.train.finetune.settings import FinetuneConfig
 from minibert.train.overrides import config_to_dict
-from minibert.train.rundir import RunDirectory
+from minibert.versions import run_versions
 
 __all__ = ["cross_validate", "fold_statistics"]
 
@@ -67,10 +63,20 @@ def cross_validate(
     overwrite: bool = False,
 ) -> FinetuneResult:
     """Run ``run_fold`` once per fold into ``out/fold-<k>/``; write ``out``'s ``run.json`` and
-    ``results.json`` and return the folds' result with ``cross_validation`` statistics."""
-    if overwrite and out.is_dir():
-        RunDirectory.create(out, overwrite=True).checkpoints_dir.rmdir()  # folds hold the runs
-    out.mkdir(parents=True, exist_ok=True)
+    ``results.json`` and return the folds' result with ``cross_validation`` statistics.
+
+    ``out`` is locked for the whole cross-validation (each fold also locks its own folder), so
+    a second run on it fails at once, naming this one's pid. A non-empty ``out`` needs
+    ``overwrite``, which replaces only a run (see :mod:`~minibert.train.finetune.outdir`).
+    """
+    with acquire_run_lock(out):
+        prepare_parent_folder(out, overwrite)
+        return _cross_validate_locked(config, source, out, run_fold)
+
+
+def _cross_validate_locked(
+    config: FinetuneConfig, source: InitSource, out: Path, run_fold: RunFold
+) -> FinetuneResult:
     started = datetime.datetime.now(datetime.timezone.utc).isoformat()
     folds: list[FinetuneResult] = []
     for fold in range(config.task.num_folds):
@@ -102,10 +108,15 @@ def cross_validate(
         "created": started,
         "seed": config.train.seed,
         "config": config_to_dict(config),
-        "init": {"spec": source.spec, "kind": source.kind, "model_dir": str(source.model_dir)},
+        "init": {
+            "spec": source.spec,
+            "kind": source.kind,
+            "model_dir": None if source.model_dir is None else str(source.model_dir),
+        },
         "folds": [str(f.run_dir) for f in folds],
-        "versions": _versions(),
+        "versions": run_versions(),
     }
-    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_json(out / RESULTS_FILE, result.to_dict())
+    # Both written aside and renamed into place: a reader sees the whole file or none.
+    write_json_atomic(out / "run.json", info)
+    write_json_atomic(out / RESULTS_FILE, result.to_dict())
     return result

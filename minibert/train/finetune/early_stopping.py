@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from minibert.train.settings import check_number
+
 __all__ = ["SELECTION_METRICS", "EarlyStopping", "EarlyStoppingConfig", "selection_metric"]
 
 logger = logging.getLogger(__name__)
@@ -32,15 +34,24 @@ class EarlyStoppingConfig:
     restore_best: bool = True  # final/ holds the weights of the best evaluation
 
     def __post_init__(self) -> None:
-        if self.patience < 0:
-            raise ValueError(f"early_stopping.patience must be >= 0, got {self.patience}")
+        check_number(
+            "early_stopping.patience",
+            self.patience,
+            low=0,
+            integer=True,
+            fix="a count of evaluations, e.g. 3 (0: never stop early)",
+        )
         if self.metric not in SELECTION_METRICS:
             raise ValueError(
                 f"early_stopping.metric {self.metric!r} is unknown; use one of "
                 f"{', '.join(SELECTION_METRICS)}"
             )
-        if self.min_delta < 0:
-            raise ValueError(f"early_stopping.min_delta must be >= 0, got {self.min_delta}")
+        check_number(
+            "early_stopping.min_delta",
+            self.min_delta,
+            low=0,
+            fix="the smallest change that counts as an improvement, e.g. 0 or 0.001",
+        )
 
 
 def selection_metric(metric: str, kind: str) -> str:

@@ -87,7 +87,8 @@ def resolve_init(init: str) -> InitSource:
     """Check ``init`` and find its weights and tokenizer, without loading anything heavy.
 
     Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for a folder that is not
-    a BERT model or a minibert run (the message lists what is accepted).
+    a BERT model or a minibert run (the message lists what is accepted), or a run whose
+    ``run.json`` is damaged (:class:`~minibert.train.preflight.InputFileError`, naming it).
     """
     if init == "random":
         return InitSource(kind="random", spec=init)
@@ -99,8 +100,10 @@ def resolve_init(init: str) -> InitSource:
     run_info = None
     if (path / "run.json").is_file():
         from minibert.train.evaluate import resolve_model_dir
+        from minibert.train.preflight import read_run_info
 
-        run_info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        # Checked: a run.json that is not a JSON object with a config names the file.
+        run_info = read_run_info(path)
         if run_info.get("kind") == "finetune-cv":
             raise ValueError(
                 f"--init {init} is a cross-validation run; start from one of its folds "
@@ -228,7 +231,7 @@ def check_head(source: InitSource, kind: str, labels: Sequence[str]) -> None:
     config = json.loads((source.model_dir / "config.json").read_text(encoding="utf-8"))
     trained = [v for _, v in sorted((int(k), v) for k, v in (config.get("id2label") or {}).items())]
     origin = ""
-    if source.run_info and source.run_info.get("init"):
+    if source.run_info and isinstance(source.run_info.get("init"), dict):
         origin = f" (it was fine-tuned from {source.run_info['init'].get('spec')})"
     if held != kind:
         raise ValueError(

@@ -12,9 +12,7 @@ A cross-validation writes one such run per fold (``fold-<k>/``) and, at its top,
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import torch
 
+from minibert.atomic import atomic_file, write_json_atomic
 from minibert.train.finetune.data import EncodedSplit
 from minibert.train.finetune.predictions import SplitPredictions, predict, split_metrics
 from minibert.train.finetune.task import FinetuningTask
@@ -39,6 +38,7 @@ __all__ = [
     "write_confusion_matrix",
     "write_json",
     "write_predictions",
+    "write_predictions_file",
 ]
 
 RUN_FORMAT_VERSION = 1
@@ -129,20 +129,9 @@ class FinetuneResult:
         return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    import minibert
-
-    versions = {"minibert": minibert.__version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "tokenizers", "seqeval"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    """Write ``data`` as JSON atomically: a reader (or a crash) sees the old file or the new."""
+    write_json_atomic(path, data)
 
 
 def write_predictions(
@@ -175,6 +164,19 @@ def write_predictions(
                 truncated_words=sum(1 for p in split.word_positions[i] if p < 0),
             )
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_predictions_file(
+    path: Path,
+    kind: str,
+    labels: Sequence[str],
+    splits: Sequence[tuple[EncodedSplit, SplitPredictions]],
+) -> None:
+    """Write ``predictions.jsonl`` for ``splits`` all at once: the lines go to a temporary file
+    that replaces ``path`` only when complete, so a failure midway keeps the previous file."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for split, predictions in splits:
+            write_predictions(handle, split, kind, labels, predictions)
 
 
 def write_confusion_matrix(
@@ -219,10 +221,8 @@ def report_final_weights(
     """
     kind, labels = finetuning.kind, finetuning.labels
     reports: dict[str, ClassificationMetrics] = {}
-    with (
-        MetricsWriter(run.metrics_path) as writer,
-        open(run.root / PREDICTIONS_FILE, "w", encoding="utf-8") as predictions_file,
-    ):
+    predicted: list[tuple[EncodedSplit, SplitPredictions]] = []
+    with MetricsWriter(run.metrics_path) as writer:
         writer.write(
             step=training.step,
             split="event",
@@ -258,6 +258,8 @@ def report_final_weights(
                 result.validation = metrics
             else:
                 result.test = metrics
-            write_predictions(predictions_file, split, kind, labels, predictions)
+            predicted.append((split, predictions))
+    # Each report file is written aside and renamed into place (minibert.atomic).
+    write_predictions_file(run.root / PREDICTIONS_FILE, kind, labels, predicted)
     write_confusion_matrix(run.root / CONFUSION_FILE, labels, kind, result.final_step, reports)
     write_json(run.root / RESULTS_FILE, result.to_dict())

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from minibert.locking import acquire_run_lock
 from minibert.train.finetune.crossval import cross_validate
 from minibert.train.finetune.data import encode_split, sample_examples
 from minibert.train.finetune.initialization import (
@@ -27,11 +28,11 @@ from minibert.train.finetune.initialization import (
     resolve_init,
     tokenizer_for,
 )
+from minibert.train.finetune.outdir import check_out
 from minibert.train.finetune.report import (
     RESULTS_FILE,
     RUN_FORMAT_VERSION,
     FinetuneResult,
-    _versions,
     report_final_weights,
     write_json,
 )
@@ -42,6 +43,7 @@ from minibert.train.metrics import require_seqeval
 from minibert.train.overrides import config_to_dict
 from minibert.train.rundir import RunDirectory
 from minibert.train.settings import TrainConfig
+from minibert.versions import run_versions
 
 __all__ = ["finetune", "finetune_once", "next_free_dir"]
 
@@ -60,12 +62,13 @@ def finetune(
 
     Args:
         config: the settings (default: :class:`FinetuneConfig`).
-        out: the run directory; must be missing or empty unless ``overwrite``. Default
+        out: the run directory; must be missing or empty unless ``overwrite``. It is locked
+            until this returns: a second run on it fails at once, naming this one. Default
             ``runs/finetune-<task>`` (or the next free ``-2``, ``-3``...), so a notebook can
             call this again without clearing anything.
         overrides: ``{key: value}`` on top of ``config``, keys as on the command line
             (``"task"``, ``"init"``, ``"lr"``, ``"early_stopping.patience"``, ...).
-        overwrite: replace whatever ``out`` holds.
+        overwrite: replace the run in ``out`` (refused if ``out`` holds anything but a run).
         cache_dir: the data cache, used when a random init takes the default tokenizer.
 
     Returns:
@@ -74,7 +77,9 @@ def finetune(
     Raises:
         ValueError: an unknown task, an ``init`` that is not a BERT model or minibert run, a
             fine-tuned ``init`` of the other kind, settings that do not fit the data.
-        FileExistsError: ``out`` is not empty and not ``overwrite``.
+        FileExistsError: ``out`` is not empty and not ``overwrite``, or ``overwrite`` but
+            ``out`` holds something other than a run.
+        LockHeldError: another process is writing ``out`` (its pid is in the message).
         HubUnavailableError: a hub task (sst2, conll2003) while offline.
     """
     config = build_finetune_config(overrides, config)
@@ -87,14 +92,17 @@ def finetune(
     _check_task_name(config.task.name)
     source = resolve_init(config.init)
     out = next_free_dir("runs", f"finetune-{config.task.name}") if out is None else Path(out)
-    _check_out(out, overwrite)
-    if not config.cross_validates():
-        return finetune_once(config, source, out, overwrite=overwrite, cache_dir=cache_dir)
+    # Lock --out before the slow work (loading the task, building the model) and hold it to the
+    # end, so a second run on it stops at once, naming this one's pid.
+    with acquire_run_lock(out):
+        check_out(out, overwrite)
+        if not config.cross_validates():
+            return finetune_once(config, source, out, overwrite=overwrite, cache_dir=cache_dir)
 
-    def run_fold(fold_config: FinetuneConfig, fold_dir: Path) -> FinetuneResult:
-        return finetune_once(fold_config, source, fold_dir, cache_dir=cache_dir)
+        def run_fold(fold_config: FinetuneConfig, fold_dir: Path) -> FinetuneResult:
+            return finetune_once(fold_config, source, fold_dir, cache_dir=cache_dir)
 
-    return cross_validate(config, source, out, run_fold, overwrite=overwrite)
+        return cross_validate(config, source, out, run_fold, overwrite=overwrite)
 
 
 def finetune_once(
@@ -147,6 +155,7 @@ def finetune_once(
     train = _training_length(config, len(train_split))
 
     context = setup_distributed(train.device)
+    run: RunDirectory | None = None
     try:
         threads = configure_threads(train.num_threads, context)
         eval_batch_size = train.eval_batch_size or train.micro_batch_size
@@ -190,7 +199,7 @@ def finetune_once(
                 },
             },
             "model": {"class": type(model).__name__, "parameters": model.num_parameters()},
-            "versions": _versions(),
+            "versions": run_versions(),
             "runtime": {
                 "device": str(context.device),
                 "num_threads": threads,
@@ -198,7 +207,7 @@ def finetune_once(
             },
         }
         run.write_run_json(info)
-        finetuning.save_extras(run.tokenizer_dir)
+        run.write_tokenizer(finetuning.save_extras)  # all at once: never half a tokenizer
         logger.info(
             "fine-tuning %s (%s parameters, from %s) on %s: %d train / %d validation examples, "
             "%s steps",
@@ -270,6 +279,8 @@ def finetune_once(
         )
         return result
     finally:
+        if run is not None:
+            run.close()  # its share of the lock; finetune() holds its own until it returns
         context.close()
 
 
@@ -295,16 +306,6 @@ def next_free_dir(root: str | Path, name: str) -> Path:
     while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
         candidate, n = root / f"{name}-{n}", n + 1
     return candidate
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"--out {out} already exists and is not empty. Pass --overwrite to replace it or "
-            "choose another --out."
-        )
 
 
 def _check_task_name(name: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from minibert.train.finetune.early_stopping import EarlyStoppingConfig
 from minibert.train.overrides import apply_overrides
-from minibert.train.settings import OptimConfig, TrainConfig
+from minibert.train.settings import OptimConfig, TrainConfig, check_number
 
 __all__ = [
     "FOLD_TASKS",
@@ -46,19 +46,28 @@ class FinetuneTaskConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"task.name must be a task name, got {self.name!r}")
-        if self.max_seq_len < 8:
-            raise ValueError(f"task.max_seq_len must be >= 8, got {self.max_seq_len}")
-        if not 2 <= self.num_folds <= 100:
-            raise ValueError(f"task.num_folds must be from 2 to 100, got {self.num_folds}")
-        if not 0 <= self.fold < self.num_folds:
-            raise ValueError(
-                f"task.fold must be from 0 to task.num_folds - 1 = {self.num_folds - 1}, got "
-                f"{self.fold}"
-            )
+        check_number(
+            "task.max_seq_len", self.max_seq_len, low=8, integer=True, fix="e.g. 128 (BERT: 512)"
+        )
+        check_number("task.split_seed", self.split_seed, integer=True, fix="e.g. 0")
+        check_number("task.num_folds", self.num_folds, low=2, high=100, integer=True, fix="e.g. 5")
+        check_number(
+            "task.fold",
+            self.fold,
+            low=0,
+            high=self.num_folds - 1,
+            integer=True,
+            fix=f"a fold from 0 to task.num_folds - 1 = {self.num_folds - 1}",
+        )
         for name in ("train_limit", "eval_limit"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"task.{name} must be >= 1 or None (all), got {value}")
+            check_number(
+                f"task.{name}",
+                getattr(self, name),
+                low=1,
+                integer=True,
+                optional=True,
+                fix="a number of examples, or none for all of them",
+            )
         reserved = {"fold", "num_folds", "seed"} & set(self.options)
         if reserved:
             raise ValueError(
@@ -132,14 +141,30 @@ class FinetuneConfig:
                 f"preset={self.preset!r} only applies to init=random (a pretrained init brings "
                 "its own size); drop --preset or use --init random"
             )
-        if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
-            raise ValueError(
-                f"classifier_dropout must be in [0, 1) or None, got {self.classifier_dropout}"
-            )
-        if self.epochs is not None and self.epochs <= 0:
-            raise ValueError(f"epochs must be > 0 or None, got {self.epochs}")
-        if self.evals_per_epoch < 0:
-            raise ValueError(f"evals_per_epoch must be >= 0, got {self.evals_per_epoch}")
+        check_number(
+            "classifier_dropout",
+            self.classifier_dropout,
+            low=0,
+            high=1,
+            high_open=True,
+            optional=True,
+            fix="e.g. 0.1, or none to use the model's hidden dropout",
+        )
+        check_number(
+            "epochs",
+            self.epochs,
+            low=0,
+            low_open=True,
+            optional=True,
+            fix="BERT fine-tunes for 2 to 4; none to stop by train.max_steps or time_budget",
+        )
+        check_number(
+            "evals_per_epoch",
+            self.evals_per_epoch,
+            low=0,
+            integer=True,
+            fix="e.g. 2 (0: only train.eval_every decides when to evaluate)",
+        )
 
     def cross_validates(self) -> bool:
         """Whether this run is a k-fold cross-validation (``task.cross_validate``; by default
