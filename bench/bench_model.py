@@ -3,9 +3,13 @@
 1. Training throughput for masked-LM pre-training: forward + backward + AdamW step on a batch of
    32 x 128 tokens with 15% of positions masked, minibert.BertForMaskedLM vs
    transformers.BertForMaskedLM (attn_implementation="sdpa"), fp32 for the headline ratio.
-   minibert computes vocabulary logits only at the masked positions (its sparse MLM head) and
-   runs the last layer only there; transformers computes both at all 128 positions. Both give
-   the same loss and gradients (tests/test_hf_equivalence.py).
+   minibert is called as the trainer calls it: with ``masked_positions`` it computes vocabulary
+   logits only at the masked positions, and with ``sparse_last_layer=True`` it runs the last
+   layer only there (minibert/sparse.py); transformers computes both at all 128 positions. All
+   give the same loss and gradients (tests/test_hf_equivalence.py). ``--compare-last-layer``
+   adds a row with sparse logits but the full last layer (``sparse_last_layer=False``), to
+   measure what the sparse last layer buys on top of sparse logits; ``--eager`` a row with
+   ``attn_implementation="eager"``.
 2. Inference with attention weights (output_attentions=True) on one 128-token input for the
    all-MiniLM-L6-v2 weights: minibert vs transformers with attn_implementation="eager".
 
@@ -14,6 +18,7 @@ time per step, so a burst of load from other processes hurts both sides alike.
 
     python bench/bench_model.py                 # tiny + mini, 2 threads, ~2-3 minutes
     python bench/bench_model.py --presets tiny --threads 4 --bf16
+    python bench/bench_model.py --compare-last-layer --skip-inference --rounds 8
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 import minibert  # noqa: E402
+from minibert.functional import positions_from_labels  # noqa: E402
 from minibert.hf import to_hf  # noqa: E402
 
 
@@ -49,6 +55,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (alternating)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--bf16", action="store_true", help="add a minibert bf16-autocast row")
+    parser.add_argument(
+        "--compare-last-layer",
+        action="store_true",
+        help="add a minibert row with sparse logits but the full last layer",
+    )
+    parser.add_argument(
+        "--eager", action="store_true", help="add a minibert row with the eager attention kernel"
+    )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -85,7 +99,11 @@ def make_mlm_batch(
 
 
 def train_step_fn(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], *, bf16: bool = False
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    *,
+    bf16: bool = False,
+    **forward_kwargs: object,
 ) -> Callable[[], float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
@@ -93,7 +111,7 @@ def train_step_fn(
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(**batch).loss
+            loss = model(**batch, **forward_kwargs).loss
         loss.backward()
         optimizer.step()
         return float(loss.detach())
@@ -135,14 +153,26 @@ def bench_training(args: argparse.Namespace, preset: str) -> None:
     batch = make_mlm_batch(
         args.batch_size, args.seq_len, args.vocab_size, args.mask_prob, generator
     )
+    positions, _ = positions_from_labels(batch["labels"])  # (B, M), as the collator gives
+    sparse = dict(masked_positions=positions, sparse_last_layer=True)  # what the trainer passes
     fns = {
         "transformers fp32": train_step_fn(theirs, batch),
-        "minibert fp32": train_step_fn(ours, batch),
+        "minibert fp32": train_step_fn(ours, batch, **sparse),
     }
-    if args.bf16:
-        fns["minibert bf16-autocast"] = train_step_fn(
-            minibert.BertForMaskedLM(config), batch, bf16=True
+
+    def copy(**changes: object) -> minibert.BertForMaskedLM:
+        model = minibert.BertForMaskedLM(config.replace(**changes))
+        model.load_state_dict(ours.state_dict())
+        return model
+
+    if args.compare_last_layer:
+        fns["minibert full last layer"] = train_step_fn(
+            copy(), batch, masked_positions=positions, sparse_last_layer=False
         )
+    if args.eager:
+        fns["minibert eager"] = train_step_fn(copy(attn_implementation="eager"), batch, **sparse)
+    if args.bf16:
+        fns["minibert bf16-autocast"] = train_step_fn(copy(), batch, bf16=True, **sparse)
     seconds = time_alternating(fns, warmup=args.warmup, rounds=args.rounds, steps=args.steps)
     tokens = args.batch_size * args.seq_len
     base_wall, base_cpu = seconds["transformers fp32"]

@@ -16,39 +16,31 @@ Shape names used in the comments of this module:
     nh  number of attention heads
     hs  head size, H // nh (d_k in the paper)
 
-(The comments show the usual case where every token asks. When only M positions need an output,
-``query_states`` holds just those and the query axis has M entries instead of T.)
+(The comments show self-attention, where every token asks. When ``query_states`` holds only M
+rows, the query axis has M entries instead of T.)
 
-One module, two paths to the same numbers:
+One module, two kernels for the same numbers, chosen by ``config.attn_implementation``:
 
-* the eager path writes every step out (project, split heads, scores, mask, softmax, dropout,
-  weighted sum, merge heads, output projection) and can return the attention weights;
-* the fast path hands the middle steps to ``torch.nn.functional.scaled_dot_product_attention``,
-  which fuses them and never materialises the (T x T) weights. It is used whenever the weights
-  are not asked for. ``tests/test_attention.py`` holds the two paths equal.
+* ``"eager"``: every step written out (project, split heads, scores, mask, softmax, dropout,
+  weighted sum, merge heads, output projection); the middle steps are
+  :func:`minibert.functional.scaled_dot_product_attention`, the reference a lesson checks
+  against. It can return the attention weights.
+* ``"sdpa"`` (the default): the middle steps go to ``torch.nn.functional.
+  scaled_dot_product_attention``, which fuses them and never materialises the (T x T)
+  weights. As in `transformers`, a call that asks for the weights (``output_attentions=True``)
+  runs eagerly. ``tests/test_attention.py`` holds the two kernels equal.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minibert.config import BertConfig
+from minibert.config import BertConfig, check_attn_implementation
+from minibert.functional import attention_bias_from_padding, scaled_dot_product_attention
 
-
-def padding_mask_to_additive(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Turn a (B, T) 1 = token / 0 = padding mask into an additive bias over the keys.
-
-    Padding keys get the most negative finite number of ``dtype``, so that after the softmax
-    their weight is exactly 0 while a row with no real key at all still stays finite (uniform)
-    instead of turning into NaN, as `transformers` does.
-    """
-    keep = attention_mask.to(torch.bool)[:, None, None, :]  # (B, 1, 1, T) over nh, queries
-    bias = torch.zeros(keep.shape, dtype=dtype, device=attention_mask.device)  # (B, 1, 1, T)
-    return bias.masked_fill(~keep, torch.finfo(dtype).min)  # (B, 1, 1, T) 0 or -huge
+__all__ = ["MultiHeadSelfAttention", "attention_bias_from_padding"]
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -56,10 +48,13 @@ class MultiHeadSelfAttention(nn.Module):
 
     Parameters keep the `transformers` layout: separate ``query``, ``key`` and ``value``
     projections of shape (H, H) and one ``output`` projection (HF's ``attention.output.dense``).
+    The kernel is read from ``config.attn_implementation`` at every call, so changing the
+    model's config (``model.set_attn_implementation("eager")``) switches a built model.
     """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        self.config = config  # shared with the model: read for the kernel at every call
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
         self.dropout_prob = config.attention_probs_dropout_prob
@@ -75,6 +70,7 @@ class MultiHeadSelfAttention(nn.Module):
         attention_bias: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
+        *,
         query_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from every token to every token.
@@ -82,15 +78,16 @@ class MultiHeadSelfAttention(nn.Module):
         Args:
             hidden_states: (B, T, H) input of the layer; keys and values come from here.
             attention_bias: (B, 1, 1, T) additive bias over the keys, from
-                :func:`padding_mask_to_additive`, or None when nothing is padding.
+                :func:`~minibert.functional.attention_bias_from_padding`, or None when nothing
+                is padding.
             head_mask: (nh,) multipliers for the heads of this layer (1 keeps a head, 0 removes
                 it), or None. Applied to the weights, as in Michel et al. (2019), "Are Sixteen
                 Heads Really Better than One?".
-            output_attentions: return the (B, nh, T, T) weights; takes the eager path.
-            query_states: (B, M, H) rows of ``hidden_states`` whose outputs are wanted, or None
-                for all of them. They attend to every token as usual; outputs elsewhere are
-                simply not computed (used for the last layer in pre-training, where only the
-                masked positions feed the loss).
+            output_attentions: return the (B, nh, T, T) weights; runs this call eagerly.
+            query_states: (B, M, H) the queries' input when it is not ``hidden_states`` (Q, K
+                and V are separate inputs of Eq. 1), or None for self-attention. Only
+                :mod:`minibert.sparse` uses it: rows of ``hidden_states`` whose outputs are
+                wanted, attending to every token as usual.
 
         Returns:
             (output (B, T, H), weights (B, nh, T, T) or None); M instead of T on the query axis
@@ -100,38 +97,30 @@ class MultiHeadSelfAttention(nn.Module):
         q = self._split_heads(self.query(queries))  # (B, nh, T, hs)
         k = self._split_heads(self.key(hidden_states))  # (B, nh, T, hs)
         v = self._split_heads(self.value(hidden_states))  # (B, nh, T, hs)
-        if output_attentions:
-            context, weights = self._eager(q, k, v, attention_bias, head_mask)  # (B, nh, T, hs)
+        kernel = self.config.attn_implementation
+        if output_attentions or kernel == "eager":
+            context, weights = scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attention_bias,
+                dropout_p=self.dropout_prob,
+                training=self.training,
+                head_mask=head_mask,
+            )  # (B, nh, T, hs), (B, nh, T, T)
+            if not output_attentions:
+                weights = None
         else:
+            check_attn_implementation(kernel)  # a value set on the config after validation
             context, weights = self._sdpa(q, k, v, attention_bias, head_mask), None
-        batch, _, seq_len, _ = context.shape
-        merged = context.transpose(1, 2).reshape(batch, seq_len, -1)  # (B, T, H) heads side by side
+        batch, heads, seq_len, head_size = context.shape
+        merged = context.transpose(1, 2).reshape(batch, seq_len, heads * head_size)  # (B, T, H)
         return self.output(merged), weights  # (B, T, H)
 
     def _split_heads(self, projected: torch.Tensor) -> torch.Tensor:
         batch, seq_len, _ = projected.shape
         heads = projected.view(batch, seq_len, self.num_heads, self.head_size)  # (B, T, nh, hs)
         return heads.transpose(1, 2)  # (B, nh, T, hs) each head attends on its own
-
-    def _eager(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        attention_bias: torch.Tensor | None,
-        head_mask: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 1 step by step; returns (context (B, nh, T, hs), weights (B, nh, T, T))."""
-        scale = 1.0 / math.sqrt(self.head_size)  # keeps score variance ~1 (Vaswani 3.2.1)
-        scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, nh, T, T) query x key
-        if attention_bias is not None:
-            scores = scores + attention_bias  # (B, nh, T, T) padding keys pushed to -huge
-        weights = scores.softmax(dim=-1)  # (B, nh, T, T) each query's row sums to 1
-        weights = F.dropout(weights, self.dropout_prob, self.training)  # (B, nh, T, T)
-        if head_mask is not None:
-            weights = weights * head_mask.view(1, -1, 1, 1)  # (B, nh, T, T) ablated heads -> 0
-        context = torch.matmul(weights, v)  # (B, nh, T, hs) weighted sum of values
-        return context, weights
 
     def _sdpa(
         self,
@@ -141,7 +130,7 @@ class MultiHeadSelfAttention(nn.Module):
         attention_bias: torch.Tensor | None,
         head_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """The same computation in one fused kernel; returns context (B, nh, T, hs)."""
+        """Eq. 1 in PyTorch's fused kernel; returns context (B, nh, T, hs)."""
         if attention_bias is not None and attention_bias.dtype != q.dtype:
             # Under autocast q is bf16/fp16 while the bias was built in fp32; the kernel wants
             # one dtype, and the fp32 minimum would overflow to -inf in fp16.

@@ -39,6 +39,12 @@ PRESETS: dict[str, tuple[int, int, int]] = {
 
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
+#: Attention kernels (``attn_implementation``, HF's field name and values): "eager" runs the
+#: written-out steps of ``minibert.functional.scaled_dot_product_attention``; "sdpa" hands them
+#: to ``torch.nn.functional.scaled_dot_product_attention`` (fused, never builds the T x T
+#: weights). Both compute the same numbers (tests/test_attention.py).
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+
 # Keys that every config.json carries for bookkeeping; reading them never changes the model.
 _BOOKKEEPING_KEYS = frozenset(
     {
@@ -85,6 +91,11 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     initializer_range: float = 0.02
+    # Which attention kernel runs (ATTN_IMPLEMENTATIONS). As in transformers, asking for the
+    # attention weights (output_attentions=True) under "sdpa" runs that call eagerly. "eager"
+    # makes training step through the written-out attention (e.g. to stop in a debugger).
+    # Saved in config.json, where transformers reads it too.
+    attn_implementation: str = "sdpa"
     # Fine-tuning heads (Devlin et al. 2019, Section 4).
     num_labels: int | None = None
     classifier_dropout: float | None = None
@@ -118,6 +129,7 @@ class BertConfig:
             )
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             _require_probability(name, getattr(self, name))
+        check_attn_implementation(self.attn_implementation)
         if self.classifier_dropout is not None:
             _require_probability("classifier_dropout", self.classifier_dropout)
         for name in ("layer_norm_eps", "initializer_range"):
@@ -263,7 +275,16 @@ class BertConfig:
                     "Use from_dict(..., strict=False) to read a transformers config.json."
                 )
             logger.debug("ignoring config keys minibert does not use: %s", unknown)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        kernel = values.get("attn_implementation", "sdpa")
+        if kernel is None:
+            values.pop("attn_implementation")  # transformers' "choose for me": our default
+        elif not strict and kernel not in ATTN_IMPLEMENTATIONS:
+            # Another kernel (e.g. flash_attention_2) computes the same model: read the weights
+            # and run them with the default kernel instead of refusing the directory.
+            logger.warning("attn_implementation=%r is not one minibert has; using 'sdpa'", kernel)
+            values.pop("attn_implementation")
+        return cls(**values)
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -280,6 +301,16 @@ class BertConfig:
     def from_json_file(cls, path: str | os.PathLike[str], *, strict: bool = True) -> BertConfig:
         with open(path, encoding="utf-8") as fh:
             return cls.from_json_string(fh.read(), strict=strict)
+
+
+def check_attn_implementation(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of :data:`ATTN_IMPLEMENTATIONS`."""
+    if value not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(
+            f"attn_implementation={value!r} is not supported; use 'eager' (the written-out "
+            "attention, minibert.functional.scaled_dot_product_attention) or 'sdpa' (PyTorch's "
+            "fused kernel)."
+        )
 
 
 def _require_positive_int(name: str, value: Any) -> None:

@@ -8,11 +8,13 @@
 
 The MLM output layer reuses the input word embeddings as its weights (weight tying, Press & Wolf
 2017, as in the BERT code) plus its own bias. Vocabulary logits are the most expensive step of
-pre-training a small model, so training computes them only where there is something to predict:
-see :meth:`_BertWithMaskedLM._encode_and_predict` for the exact contract.
+pre-training a small model, so the MLM heads compute them only at ``masked_positions`` when
+those are passed; without them the logits are (B, T, V), in training and in evaluation alike
+(see :meth:`_BertWithMaskedLM._encode_and_predict`). The losses are the reference functions of
+:mod:`minibert.functional`.
 
 Shapes in comments: B batch, T sequence length, H hidden size, V vocabulary size, M masked
-positions per row, N masked positions in the whole batch, C number of labels.
+positions per row, C number of labels.
 """
 
 from __future__ import annotations
@@ -23,13 +25,9 @@ from torch import nn
 
 from minibert.activations import get_activation
 from minibert.config import BertConfig
-from minibert.model import (
-    BertModel,
-    BertPreTrainedModel,
-    check_positions,
-    gather_positions,
-    is_compiling,
-)
+from minibert.constants import IGNORE_INDEX
+from minibert.functional import mlm_loss, nsp_loss, pretraining_loss
+from minibert.model import BertModel, BertPreTrainedModel, check_positions, is_compiling
 from minibert.outputs import (
     BertForPreTrainingOutput,
     BertModelOutput,
@@ -37,8 +35,7 @@ from minibert.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-
-IGNORE_INDEX = -100  # label value that takes no part in a loss (PyTorch/transformers convention)
+from minibert.sparse import gather_positions
 
 
 class MaskedLMHead(nn.Module):
@@ -60,21 +57,6 @@ class MaskedLMHead(nn.Module):
         return F.linear(hidden_states, word_embeddings, self.bias)  # (..., V)
 
 
-def positions_from_labels(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's labelled positions, in order, padded to the longest row with position 0.
-
-    Returns (positions (B, M), real (B, M) bool: False where the entry is padding).
-    """
-    chosen = labels != IGNORE_INDEX  # (B, T) True where a token is to be predicted
-    counts = chosen.sum(dim=1)  # (B,)
-    width = int(counts.max()) if counts.numel() else 0
-    # A stable sort on "not chosen" brings each row's chosen positions to the front, in order.
-    order = torch.sort((~chosen).to(torch.uint8), dim=1, stable=True).indices  # (B, T)
-    positions = order[:, :width]  # (B, M)
-    real = torch.arange(width, device=labels.device) < counts.unsqueeze(1)  # (B, M)
-    return positions.masked_fill(~real, 0), real
-
-
 class _BertWithMaskedLM(BertPreTrainedModel):
     """What the two masked-LM models share: the encoder, the tied MLM head and its loss."""
 
@@ -91,48 +73,41 @@ class _BertWithMaskedLM(BertPreTrainedModel):
         head_mask: torch.Tensor | None,
         output_attentions: bool,
         output_hidden_states: bool,
+        sparse_last_layer: bool,
     ) -> tuple[BertModelOutput, torch.Tensor, torch.Tensor | None]:
         """Encoder, MLM logits and mean cross-entropy (Devlin et al. 2019, 3.1, Task #1).
 
-        Which positions get vocabulary logits:
+        Which positions get vocabulary logits, whatever the train/eval mode:
 
-        * ``masked_positions`` (B, M) given: exactly those, logits (B, M, V). Rows with fewer
-          than M masked tokens are padded with position 0 ([CLS], whose label is -100), so
-          shapes stay static; the targets are ``labels.gather(1, masked_positions)``.
-        * training mode with ``labels`` and no ``masked_positions``: the positions whose label
-          is not -100, logits (N, V) in row-major (batch, position) order.
-        * otherwise: every position, logits (B, T, V), as in `transformers`.
+        * ``masked_positions`` None: every position, logits (B, T, V), as in `transformers`;
+          the loss is :func:`~minibert.functional.mlm_loss` over ``labels != -100``.
+        * ``masked_positions`` (B, M): exactly those, logits (B, M, V). Rows with fewer than M
+          masked tokens are padded with position 0 ([CLS], whose label is -100), so shapes stay
+          static; the targets are ``labels.gather(1, masked_positions)`` and the loss is the
+          same number as in the first case.
 
-        The loss is the same in all three cases: the mean over positions with a label != -100.
-        In the first two cases nothing but those positions (and [CLS], for the pooler) reads
-        the last layer, so unless full hidden states or attentions are asked for, the last
-        layer computes only there: the same loss and gradients for less work.
+        ``sparse_last_layer=True`` (needs ``masked_positions``) also runs the last encoder layer
+        only at those positions, plus [CLS] for the pooler (:mod:`minibert.sparse`): the same
+        logits, loss and gradients for less work. Off by default; the trainer turns it on.
 
         Returns (encoder output, logits, loss or None).
         """
-        vocab_size = self.config.vocab_size
         if labels is not None:
-            _check_token_labels(labels, input_ids.shape, vocab_size, "labels")
-        real = None  # (B, M) which padded entries are real predictions, when we padded them
+            _check_token_labels(labels, input_ids.shape, self.config.vocab_size, "labels")
         if masked_positions is not None:
             check_positions(masked_positions, input_ids, "masked_positions")
-            positions = masked_positions  # (B, M)
-        elif self.training and labels is not None:
-            positions, real = positions_from_labels(labels)  # (B, M), (B, M)
-        else:
-            positions = None  # every position
+        elif sparse_last_layer:
+            raise ValueError(
+                "sparse_last_layer=True computes the last layer only at masked_positions; pass "
+                "masked_positions (B, M), e.g. minibert.functional.positions_from_labels(labels)."
+            )
         with_pooler = self.bert.pooler is not None
-        inside = (
-            positions is not None
-            and positions.shape[1] > 0
-            and not (output_attentions or output_hidden_states)
-        )
-        output_positions = None
-        if inside:
-            output_positions = positions  # (B, M)
+        output_positions = None  # (B, [1 +] M) rows the last layer computes, when sparse
+        if sparse_last_layer:
+            output_positions = masked_positions  # (B, M)
             if with_pooler:  # the pooler reads the first listed position: make it [CLS]
-                cls = positions.new_zeros(positions.shape[0], 1)  # (B, 1)
-                output_positions = torch.cat([cls, positions], dim=1)  # (B, 1 + M)
+                cls = masked_positions.new_zeros(masked_positions.shape[0], 1)  # (B, 1)
+                output_positions = torch.cat([cls, masked_positions], dim=1)  # (B, 1 + M)
         encoded = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -142,25 +117,17 @@ class _BertWithMaskedLM(BertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_positions=output_positions,
         )
-        sequence = encoded.last_hidden_state  # (B, T, H), or (B, [1 +] M, H) when inside
-        if positions is None:
-            selected = sequence  # (B, T, H)
-        elif inside:
-            selected = sequence[:, 1:] if with_pooler else sequence  # (B, M, H)
-        else:
-            selected = gather_positions(sequence, positions)  # (B, M, H)
+        sequence = encoded.last_hidden_state  # (B, T, H), or (B, [1 +] M, H) when sparse
         targets = labels  # (B, T) or None
-        if positions is not None and labels is not None:
-            targets = labels.gather(1, positions)  # (B, M)
-        if real is not None:
-            selected = selected[real]  # (N, H) same order as labels[labels != -100]
-            targets = targets[real]  # (N,)
-        logits = self.mlm(selected, self.bert.embeddings.word.weight)  # (..., V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX
-            )  # scalar: mean over predicted positions
+        if masked_positions is not None:
+            if sparse_last_layer:
+                sequence = sequence[:, 1:] if with_pooler else sequence  # (B, M, H)
+            else:
+                sequence = gather_positions(sequence, masked_positions)  # (B, M, H)
+            if labels is not None:
+                targets = labels.gather(1, masked_positions)  # (B, M)
+        logits = self.mlm(sequence, self.bert.embeddings.word.weight)  # (B, T or M, V)
+        loss = None if targets is None else mlm_loss(logits, targets)  # mean over labelled
         return encoded, logits, loss
 
 
@@ -189,12 +156,14 @@ class BertForPreTraining(_BertWithMaskedLM):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         masked_positions: torch.Tensor | None = None,
+        sparse_last_layer: bool = False,
     ) -> BertForPreTrainingOutput:
         """``labels`` (B, T): target ids at masked positions, -100 elsewhere.
-        ``next_sentence_label`` (B,): 0 or 1. ``masked_positions`` (B, M): see
-        :meth:`_BertWithMaskedLM._encode_and_predict`. Other arguments as in
+        ``next_sentence_label`` (B,): 0 or 1. ``masked_positions`` (B, M) and
+        ``sparse_last_layer``: see :meth:`_BertWithMaskedLM._encode_and_predict` (logits
+        (B, M, V) with them, (B, T, V) without). Other arguments as in
         :meth:`BertModel.forward`."""
-        encoded, prediction_logits, mlm_loss = self._encode_and_predict(
+        encoded, prediction_logits, masked_lm_loss = self._encode_and_predict(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -203,20 +172,21 @@ class BertForPreTraining(_BertWithMaskedLM):
             head_mask,
             output_attentions,
             output_hidden_states,
+            sparse_last_layer,
         )
         seq_relationship_logits = self.nsp(encoded.pooler_output)  # (B, 2)
-        nsp_loss = None
+        next_sentence_loss = None
         if next_sentence_label is not None:
             _check_class_labels(next_sentence_label, input_ids.shape[0], 2, "next_sentence_label")
-            nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.reshape(-1))
-        if mlm_loss is not None and nsp_loss is not None:
-            loss = mlm_loss + nsp_loss  # the pre-training objective: sum of the two means
+            next_sentence_loss = nsp_loss(seq_relationship_logits, next_sentence_label)
+        if masked_lm_loss is not None and next_sentence_loss is not None:
+            loss = pretraining_loss(masked_lm_loss, next_sentence_loss)  # sum of the two means
         else:
-            loss = mlm_loss if mlm_loss is not None else nsp_loss
+            loss = masked_lm_loss if masked_lm_loss is not None else next_sentence_loss
         return BertForPreTrainingOutput(
             loss=loss,
-            mlm_loss=mlm_loss,
-            nsp_loss=nsp_loss,
+            mlm_loss=masked_lm_loss,
+            nsp_loss=next_sentence_loss,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
             hidden_states=encoded.hidden_states,
@@ -243,6 +213,7 @@ class BertForMaskedLM(_BertWithMaskedLM):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         masked_positions: torch.Tensor | None = None,
+        sparse_last_layer: bool = False,
     ) -> MaskedLMOutput:
         """Arguments as in :meth:`BertForPreTraining.forward`; ``logits`` shaped as there."""
         encoded, logits, loss = self._encode_and_predict(
@@ -254,6 +225,7 @@ class BertForMaskedLM(_BertWithMaskedLM):
             head_mask,
             output_attentions,
             output_hidden_states,
+            sparse_last_layer,
         )
         return MaskedLMOutput(
             loss=loss,
@@ -370,7 +342,7 @@ class BertForTokenClassification(BertPreTrainedModel):
             _check_token_labels(labels, input_ids.shape, num_labels, "labels")
             loss = F.cross_entropy(
                 logits.reshape(-1, num_labels), labels.reshape(-1), ignore_index=IGNORE_INDEX
-            )
+            )  # mean over tagged tokens
         return TokenClassifierOutput(
             loss=loss,
             logits=logits,

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from minibert import heads
-from minibert.config import BertConfig
+from minibert.config import ATTN_IMPLEMENTATIONS, BertConfig
 from minibert.hf_names import load_hf_state_dict, to_hf_state_dict
 from minibert.model import BertModel, BertPreTrainedModel
 
@@ -58,6 +58,10 @@ def from_hf(model_or_path: Any) -> BertPreTrainedModel:
         )
     class_name = _supported_class_name(transformers, hf_model)
     config = BertConfig.from_dict(hf_model.config.to_dict(), strict=False)
+    # transformers keeps the kernel out of to_dict(); carry it over when minibert has it.
+    kernel = getattr(hf_model.config, "_attn_implementation", None)
+    if kernel in ATTN_IMPLEMENTATIONS:
+        config = config.replace(attn_implementation=kernel)
     if class_name == "BertModel":
         model = _minibert_class(class_name)(config, add_pooling_layer=hf_model.pooler is not None)
     else:
@@ -74,7 +78,7 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
     """The same model as a `transformers` object of the same class name, with the same weights.
 
     ``attn_implementation`` is passed to `transformers` (e.g. ``"eager"`` to get attention
-    weights from it). The result is in the same train/eval mode, dtype and device as ``model``.
+    weights from it); by default the model's ``config.attn_implementation``. The result is in the same train/eval mode, dtype and device as ``model``.
     """
     import transformers
 
@@ -85,7 +89,7 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
         raise ValueError(f"to_hf converts {', '.join(SUPPORTED_CLASSES)}; got {class_name}.")
     hf_config = transformers.BertConfig(**hf_config_kwargs(model.config))
     if attn_implementation is not None:
-        hf_config._attn_implementation = attn_implementation
+        hf_config._attn_implementation = attn_implementation  # else the config's choice
     hf_class = getattr(transformers, class_name)
     if isinstance(model, BertModel):
         hf_model = hf_class(hf_config, add_pooling_layer=model.pooler is not None)
@@ -98,7 +102,8 @@ def to_hf(model: BertPreTrainedModel, *, attn_implementation: str | None = None)
 
 
 def hf_config_kwargs(config: BertConfig) -> dict[str, Any]:
-    """Keyword arguments for ``transformers.BertConfig`` describing the same model."""
+    """Keyword arguments for ``transformers.BertConfig`` describing the same model (including
+    ``attn_implementation``, so the transformers model runs the same kernel)."""
     kwargs = config.to_dict()
     kwargs.update(position_embedding_type="absolute", is_decoder=False, tie_word_embeddings=True)
     return kwargs

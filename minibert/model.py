@@ -35,10 +35,13 @@ from torch import nn
 from minibert import __version__
 from minibert.activations import get_activation
 from minibert.atomic import atomic_file, write_text_atomic
-from minibert.attention import MultiHeadSelfAttention, padding_mask_to_additive
-from minibert.config import BertConfig
+from minibert.attention import MultiHeadSelfAttention
+from minibert.config import BertConfig, check_attn_implementation
+from minibert.functional import attention_bias_from_padding
 from minibert.hf_names import load_hf_state_dict, to_hf_state_dict
+from minibert.init import bert_init_
 from minibert.outputs import BertModelOutput
+from minibert.sparse import layer_at_positions
 
 logger = logging.getLogger(__name__)
 
@@ -114,25 +117,15 @@ class BertLayer(nn.Module):
         attention_bias: torch.Tensor | None = None,
         head_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
-        output_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, T, H) -> (B, T, H), or (B, M, H) for the M ``output_positions`` (B, M) only."""
-        queries = hidden_states  # (B, T, H) every token gets an output
-        if output_positions is not None:
-            queries = gather_positions(hidden_states, output_positions)  # (B, M, H)
+        """(B, T, H) -> (B, T, H), and the attention weights (B, nh, T, T) when asked for."""
         attended, weights = self.attention(
-            hidden_states, attention_bias, head_mask, output_attentions, query_states=queries
+            hidden_states, attention_bias, head_mask, output_attentions
         )  # (B, T, H), (B, nh, T, T) or None
-        hidden_states = self.attention_norm(queries + self.dropout(attended))  # (B, T, H)
+        hidden_states = self.attention_norm(hidden_states + self.dropout(attended))  # (B, T, H)
         transformed = self.ffn(hidden_states)  # (B, T, H)
         hidden_states = self.ffn_norm(hidden_states + self.dropout(transformed))  # (B, T, H)
         return hidden_states, weights
-
-
-def gather_positions(hidden_states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rows ``positions`` (B, M) of each sequence in ``hidden_states`` (B, T, H) -> (B, M, H)."""
-    index = positions.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])  # (B, M, H)
-    return hidden_states.gather(1, index)  # (B, M, H)
 
 
 class BertPooler(nn.Module):
@@ -252,61 +245,15 @@ def expand_head_mask(head_mask: torch.Tensor | None, config: BertConfig) -> torc
     )
 
 
-def sinusoidal_position_init_(embedding: nn.Embedding, std: float = 0.02) -> nn.Embedding:
-    """Fill a learned position embedding with the sinusoids of Vaswani et al. (2017), Sec. 3.5.
-
-    PE(pos, 2i) = sin(pos / 10000^(2i/H)), PE(pos, 2i+1) = cos(pos / 10000^(2i/H)), rescaled so
-    the table's standard deviation is ``std`` (BERT's other embeddings start at
-    ``initializer_range`` = 0.02, so the sum stays balanced). Only the starting values change:
-    the table stays a trainable ``nn.Embedding`` with the same shape and key, so the model is
-    still the standard BERT (transformers loads it). Why: with random positions, attention has
-    no notion of "my neighbour" to start from, and a short pretraining spends its first
-    minutes on the unigram plateau; the sinusoids give dot products that depend on relative
-    offset from step 0 (measured in docs/recipe.md).
-    """
-    if std <= 0:
-        raise ValueError(f"std must be positive, got {std}")
-    num_positions, hidden = embedding.weight.shape  # (P, H)
-    positions = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
-    rates = 10000.0 ** (-torch.arange(0, hidden, 2, dtype=torch.float64) / hidden)  # (ceil(H/2),)
-    angles = positions * rates  # (P, ceil(H/2))
-    table = torch.zeros(num_positions, hidden, dtype=torch.float64)  # (P, H)
-    table[:, 0::2] = torch.sin(angles)
-    table[:, 1::2] = torch.cos(angles[:, : hidden // 2])
-    table = table / table.std() * std
-    with torch.no_grad():
-        embedding.weight.copy_(table.to(embedding.weight.dtype))
-    return embedding
-
-
-def identity_query_key_init_(model: nn.Module, scale: float = 1.0) -> nn.Module:
-    """Add ``scale`` times the identity to every attention layer's query and key weights.
-
-    Then q_i . k_j starts as (about) ``scale**2 * x_i . x_j``: each token attends most to the
-    tokens whose representations resemble its own, and with sinusoidal positions (Vaswani et
-    al. 2017, Sec. 3.5) that includes its neighbours, since p_i . p_j falls with |i - j|.
-    BERT's Normal(0, 0.02) init instead starts every attention map uniform with tiny
-    gradients, and a few minutes of tiny pretraining never leave it (measured: docs/recipe.md).
-    Only the starting values change; the layout and the architecture stay BERT's.
-    """
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, MultiHeadSelfAttention):
-                for linear in (module.query, module.key):
-                    size = min(linear.weight.shape)
-                    linear.weight[:size, :size] += scale * torch.eye(size)
-    return model
-
-
 # -- base class ------------------------------------------------------------------------------
 
 
 class BertPreTrainedModel(nn.Module):
     """Base of every minibert model: holds the config, initialises weights, saves and loads.
 
-    Initialisation follows the BERT reference code as `transformers` does it: linear and
-    embedding weights ~ Normal(0, initializer_range), biases 0, the padding embedding row 0,
-    LayerNorm weight 1 and bias 0.
+    Initialisation follows the BERT reference code as `transformers` does it
+    (:func:`minibert.init.bert_init_`): linear and embedding weights ~ Normal(0,
+    initializer_range), biases 0, the padding embedding row 0, LayerNorm weight 1 and bias 0.
     """
 
     def __init__(self, config: BertConfig) -> None:
@@ -319,19 +266,14 @@ class BertPreTrainedModel(nn.Module):
         self.config = config
 
     def _init_module(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        bert_init_(module, self.config.initializer_range)
+
+    def set_attn_implementation(self, attn_implementation: str) -> None:
+        """Switch the attention kernel of this built model ("eager" or "sdpa"), as
+        `transformers`' method of the same name does: it sets ``config.attn_implementation``,
+        which every attention module reads at each call (and ``save_pretrained`` writes)."""
+        check_attn_implementation(attn_implementation)
+        self.config.attn_implementation = attn_implementation
 
     def num_parameters(self, *, trainable_only: bool = False) -> int:
         """Number of parameters (each tied parameter counted once)."""
@@ -466,9 +408,9 @@ def _shard_path(directory: Path, shard: object) -> Path:
 class BertModel(BertPreTrainedModel):
     """The bare BERT encoder (`transformers.BertModel`): embeddings, L layers, optional pooler.
 
-    ``forward`` returns a :class:`minibert.outputs.BertModelOutput`. Attention runs through
-    ``scaled_dot_product_attention`` unless ``output_attentions=True``, which takes the eager
-    path and returns one (B, nh, T, T) weight tensor per layer.
+    ``forward`` returns a :class:`minibert.outputs.BertModelOutput`. Attention runs the kernel
+    named by ``config.attn_implementation``; ``output_attentions=True`` runs it eagerly and
+    returns one (B, nh, T, T) weight tensor per layer.
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -497,12 +439,13 @@ class BertModel(BertPreTrainedModel):
             head_mask: (nh,) or (L, nh); 0 switches a head off, 1 keeps it.
             output_attentions: also return the attention weights of every layer.
             output_hidden_states: also return the embedding output and every layer's output.
-            output_positions: (B, M) positions; the last layer then computes its output only
-                there, and ``last_hidden_state`` is (B, M, H), row m of sequence b being position
+            output_positions: (B, M) positions, or None (the default: every layer as in the
+                paper). Given, the last layer computes its output only there
+                (:func:`minibert.sparse.layer_at_positions`, the pre-training speed-up), and
+                ``last_hidden_state`` is (B, M, H), row m of sequence b being position
                 ``output_positions[b, m]`` (so are the last entries of ``hidden_states`` and
-                ``attentions``, with M queries). Exact for whatever reads only those positions,
-                and cheaper: pre-training uses it for the masked tokens. ``pooler_output`` reads
-                the first listed position, so list 0 ([CLS]) first when the pooler is used.
+                ``attentions``, with M queries). ``pooler_output`` reads the first listed
+                position, so list 0 ([CLS]) first when the pooler is used.
         """
         check_inputs(self.config, input_ids, attention_mask, token_type_ids)
         if output_positions is not None:
@@ -515,16 +458,18 @@ class BertModel(BertPreTrainedModel):
         if attention_mask is not None and (is_compiling() or not bool(attention_mask.all())):
             # A mask of all ones changes nothing; leaving it out lets SDPA use its mask-free
             # kernels (the same shortcut transformers takes).
-            attention_bias = padding_mask_to_additive(attention_mask, hidden.dtype)
+            attention_bias = attention_bias_from_padding(attention_mask, hidden.dtype)
         all_hidden = [hidden] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
             layer_heads = None if head_masks is None else head_masks[index]  # (nh,)
-            positions = output_positions if index == last else None  # earlier layers: all tokens
-            hidden, weights = layer(
-                hidden, attention_bias, layer_heads, output_attentions, positions
-            )
+            if index == last and output_positions is not None:
+                hidden, weights = layer_at_positions(
+                    layer, hidden, output_positions, attention_bias, layer_heads, output_attentions
+                )  # (B, M, H): only the rows asked for
+            else:
+                hidden, weights = layer(hidden, attention_bias, layer_heads, output_attentions)
             if all_hidden is not None:
                 all_hidden.append(hidden)
             if all_attentions is not None:

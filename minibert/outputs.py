@@ -31,12 +31,9 @@ class BertModelOutput:
 class BertForPreTrainingOutput:
     """Output of :class:`minibert.BertForPreTraining` (MLM + NSP, Devlin et al. 2019, 3.1).
 
-    ``prediction_logits`` depends on how the masked positions were given:
-
-    * ``masked_positions`` (B, M) passed: (B, M, V), the logits at those positions only;
-    * training mode with ``labels`` and no ``masked_positions``: (N, V), one row per position
-      whose label is not -100, in row-major (batch, position) order;
-    * otherwise (e.g. eval mode): (B, T, V) for every position, exactly like `transformers`.
+    ``prediction_logits`` is (B, T, V) for every position, exactly like `transformers`, unless
+    ``masked_positions`` (B, M) was passed: then (B, M, V), the logits at those positions only.
+    The train/eval mode never changes the shape.
 
     ``loss`` is ``mlm_loss + nsp_loss`` when both labels are given, else whichever one is
     (`transformers` returns None unless both are given). ``seq_relationship_logits`` is (B, 2):
@@ -55,7 +52,7 @@ class BertForPreTrainingOutput:
 @dataclass
 class MaskedLMOutput:
     """Output of :class:`minibert.BertForMaskedLM`; ``logits`` shaped as ``prediction_logits``
-    of :class:`BertForPreTrainingOutput` (sparse in training, full (B, T, V) in eval)."""
+    of :class:`BertForPreTrainingOutput`: (B, T, V), or (B, M, V) with ``masked_positions``."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None

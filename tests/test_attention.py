@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from minibert import BertConfig, BertModel
-from minibert.attention import MultiHeadSelfAttention, padding_mask_to_additive
+from minibert.attention import MultiHeadSelfAttention
+from minibert.functional import attention_bias_from_padding
 
 
 def make_attention(hidden=4, heads=2, dropout=0.0, seed=0):
@@ -67,7 +68,7 @@ def test_hand_computed_example_two_heads_and_padding():
     set_identity(attention)
     # Head 0 sees dims (0, 1), head 1 sees dims (2, 3). Token 2 is padding.
     x = torch.tensor([[[1.0, 0.0, 0.0, 2.0], [0.0, 1.0, 2.0, 0.0], [5.0, 5.0, 5.0, 5.0]]])
-    bias = padding_mask_to_additive(torch.tensor([[1, 1, 0]]), torch.float32)
+    bias = attention_bias_from_padding(torch.tensor([[1, 1, 0]]), torch.float32)
     out, weights = attention(x, bias, output_attentions=True)
     s = 1 / math.sqrt(2)
     # Head 0, query 0: scores [1, 0] * s -> softmax [e^s, 1] / (e^s + 1).
@@ -124,7 +125,7 @@ def test_matches_a_plain_python_reference(output_attentions):
     attention = make_attention(hidden=6, heads=3, seed=1)
     x = torch.randn(1, 5, 6, generator=torch.Generator().manual_seed(2))
     mask = [1, 1, 1, 1, 0]
-    bias = padding_mask_to_additive(torch.tensor([mask]), torch.float32)
+    bias = attention_bias_from_padding(torch.tensor([mask]), torch.float32)
     out, _ = attention(x, bias, output_attentions=output_attentions)
     torch.testing.assert_close(out, reference_attention(attention, x, mask), rtol=1e-5, atol=1e-5)
 
@@ -133,7 +134,7 @@ def test_eager_and_sdpa_paths_agree_with_padding_and_head_mask():
     attention = make_attention(hidden=12, heads=3, seed=3)
     x = torch.randn(3, 7, 12, generator=torch.Generator().manual_seed(4))
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6])
-    bias = padding_mask_to_additive(mask, torch.float32)
+    bias = attention_bias_from_padding(mask, torch.float32)
     for head_mask in (None, torch.tensor([1.0, 0.0, 0.5])):
         eager, weights = attention(x, bias, head_mask, output_attentions=True)
         fused, none = attention(x, bias, head_mask, output_attentions=False)
@@ -144,7 +145,7 @@ def test_eager_and_sdpa_paths_agree_with_padding_and_head_mask():
 def test_eager_and_sdpa_paths_give_the_same_gradients():
     attention = make_attention(hidden=8, heads=2, seed=5).train()  # dropout is 0
     x = torch.randn(2, 6, 8, generator=torch.Generator().manual_seed(6))
-    bias = padding_mask_to_additive(torch.tensor([[1] * 6, [1] * 3 + [0] * 3]), torch.float32)
+    bias = attention_bias_from_padding(torch.tensor([[1] * 6, [1] * 3 + [0] * 3]), torch.float32)
     grads = []
     for output_attentions in (True, False):
         attention.zero_grad()
@@ -162,14 +163,16 @@ def test_weights_are_distributions_that_ignore_padding():
     attention = make_attention(hidden=8, heads=2, seed=7)
     x = torch.randn(2, 5, 8)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
-    _, weights = attention(x, padding_mask_to_additive(mask, torch.float32), output_attentions=True)
+    _, weights = attention(
+        x, attention_bias_from_padding(mask, torch.float32), output_attentions=True
+    )
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 5))
     assert torch.all(weights[1, :, :, 2:] == 0)
 
 
 def test_a_row_with_no_real_token_stays_finite():
     attention = make_attention(hidden=4, heads=2)
-    bias = padding_mask_to_additive(torch.zeros(1, 3, dtype=torch.long), torch.float32)
+    bias = attention_bias_from_padding(torch.zeros(1, 3, dtype=torch.long), torch.float32)
     for output_attentions in (True, False):
         out, _ = attention(torch.randn(1, 3, 4), bias, output_attentions=output_attentions)
         assert torch.isfinite(out).all()
@@ -220,7 +223,7 @@ def test_padding_does_not_change_real_tokens_through_the_model():
 def test_sdpa_path_runs_under_bf16_autocast_with_a_mask():
     attention = make_attention(hidden=16, heads=4)
     x = torch.randn(2, 8, 16)
-    bias = padding_mask_to_additive(torch.tensor([[1] * 8, [1] * 5 + [0] * 3]), torch.float32)
+    bias = attention_bias_from_padding(torch.tensor([[1] * 8, [1] * 5 + [0] * 3]), torch.float32)
     reference, _ = attention(x, bias)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low, _ = attention(x, bias)

@@ -11,6 +11,7 @@ transformers = pytest.importorskip("transformers")
 
 import minibert  # noqa: E402
 from minibert import BertConfig, from_hf, to_hf  # noqa: E402
+from minibert.functional import positions_from_labels  # noqa: E402
 from minibert.hf import hf_config_kwargs  # noqa: E402
 from minibert.hf_names import (  # noqa: E402
     from_hf_key,
@@ -142,7 +143,9 @@ def assert_same_outputs(ours_out, theirs_out):
 
 def hf_model(class_name, config, seed=0):
     torch.manual_seed(seed)
-    hf_config = transformers.BertConfig(**hf_config_kwargs(config), attn_implementation="eager")
+    hf_config = transformers.BertConfig(
+        **{**hf_config_kwargs(config), "attn_implementation": "eager"}
+    )
     return getattr(transformers, class_name)(hf_config).eval()
 
 
@@ -165,7 +168,7 @@ def test_transformers_to_minibert(config_name, class_name):
     theirs = hf_model(class_name, config, seed=1)
     ours = from_hf(theirs)
     assert type(ours).__name__ == class_name and not ours.training
-    assert ours.config == config
+    assert ours.config == config.replace(attn_implementation="eager")  # the kernel comes along
     inputs = make_inputs(config, seed=2)
     assert_same_outputs(*run_both(ours, theirs, inputs, make_labels(config, class_name, inputs)))
 
@@ -203,18 +206,30 @@ def test_fast_path_matches_transformers_sdpa():
     )
 
 
-def test_training_step_gradients_match_transformers():
-    """Sparse MLM + NSP loss in train mode (dropout 0) gives transformers' loss and gradients."""
+@pytest.mark.parametrize("path", ["full", "masked_positions", "sparse_last_layer"])
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_training_step_gradients_match_transformers(path, attn_implementation):
+    """MLM + NSP loss in train mode (dropout 0) gives transformers' loss and gradients: full
+    logits, logits at masked_positions only, and the last layer at those positions only."""
     config = make_config("odd-h96-a3-l3-v1000").replace(
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation=attn_implementation,
     )
     torch.manual_seed(8)
     ours = minibert.BertForPreTraining(config).train()
-    theirs = to_hf(ours, attn_implementation="sdpa").train()
+    theirs = to_hf(ours).train()
+    assert theirs.config._attn_implementation == attn_implementation
     inputs = make_inputs(config, seed=9)
     labels = make_labels(config, "BertForPreTraining", inputs)
-    mine, hf = ours(**inputs, **labels), theirs(**inputs, **labels)
-    assert mine.prediction_logits.dim() == 2  # the sparse path ran
+    labels["labels"][:, 0] = -100  # [CLS] is never a target: masked_positions pad with it
+    sparse = {}
+    if path != "full":
+        positions, _ = positions_from_labels(labels["labels"])
+        sparse = dict(masked_positions=positions, sparse_last_layer=path == "sparse_last_layer")
+    mine, hf = ours(**inputs, **labels, **sparse), theirs(**inputs, **labels)
+    expected_width = positions.shape[1] if sparse else inputs["input_ids"].shape[1]
+    assert mine.prediction_logits.shape[1] == expected_width
     torch.testing.assert_close(mine.loss, hf.loss, rtol=0, atol=ATOL)
     mine.loss.backward()
     hf.loss.backward()
@@ -386,7 +401,7 @@ def test_static_masked_positions_gradients_match_transformers():
         for col in cols:
             if col:
                 labels[row, col] = inputs["input_ids"][row, col]
-    mine = ours(**inputs, labels=labels, masked_positions=positions)
+    mine = ours(**inputs, labels=labels, masked_positions=positions, sparse_last_layer=True)
     hf = theirs(**inputs, labels=labels)
     assert mine.logits.shape == (3, 3, config.vocab_size)
     torch.testing.assert_close(mine.loss, hf.loss, rtol=0, atol=ATOL)

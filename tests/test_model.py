@@ -97,30 +97,41 @@ def test_output_fields_and_shapes(cls):
     assert plain.attentions is None and plain.hidden_states is None
 
 
-def test_sparse_mlm_contract_and_identical_losses():
+def test_mlm_logits_shape_follows_masked_positions_not_the_mode():
     torch.manual_seed(1)
     config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = BertForPreTraining(config)
     inputs = batch(config)
     labels = inputs["labels"]
     nsp = torch.tensor([0, 1, 0])
-
-    full = model.eval()(**inputs, next_sentence_label=nsp)  # eval: every position
-    assert full.prediction_logits.shape == (3, 10, 97)
-
-    sparse = model.train()(**inputs, next_sentence_label=nsp)  # train: labelled positions only
     chosen = labels != -100
-    assert sparse.prediction_logits.shape == (int(chosen.sum()), 97)
-    torch.testing.assert_close(sparse.prediction_logits, full.prediction_logits[chosen])
-    torch.testing.assert_close(sparse.mlm_loss, full.mlm_loss)
-    torch.testing.assert_close(sparse.loss, sparse.mlm_loss + sparse.nsp_loss)
+
+    # Without masked_positions: every position, in eval and in training mode alike.
+    full = model.eval()(**inputs, next_sentence_label=nsp)
+    assert full.prediction_logits.shape == (3, 10, 97)
+    trained = model.train()(**inputs, next_sentence_label=nsp)
+    assert trained.prediction_logits.shape == (3, 10, 97)
+    torch.testing.assert_close(trained.prediction_logits, full.prediction_logits)
+    torch.testing.assert_close(trained.mlm_loss, full.mlm_loss)
+    torch.testing.assert_close(trained.loss, trained.mlm_loss + trained.nsp_loss)
 
     # Static shapes: two masked positions per row, row 1 and 2 padded with position 0 ([CLS]).
     positions = torch.tensor([[2, 5], [2, 0], [2, 0]])
-    static = model(**inputs, next_sentence_label=nsp, masked_positions=positions)
-    assert static.prediction_logits.shape == (3, 2, 97)
-    torch.testing.assert_close(static.prediction_logits[0, 1], full.prediction_logits[0, 5])
-    torch.testing.assert_close(static.mlm_loss, full.mlm_loss)
+    for mode in (model.eval, model.train):
+        for sparse_last_layer in (False, True):
+            static = mode()(
+                **inputs,
+                next_sentence_label=nsp,
+                masked_positions=positions,
+                sparse_last_layer=sparse_last_layer,
+            )
+            assert static.prediction_logits.shape == (3, 2, 97)
+            torch.testing.assert_close(static.prediction_logits[0, 1], full.prediction_logits[0, 5])
+            torch.testing.assert_close(static.mlm_loss, full.mlm_loss)
+            torch.testing.assert_close(static.nsp_loss, full.nsp_loss)
+    with pytest.raises(ValueError, match="sparse_last_layer=True .* pass masked_positions"):
+        model(**inputs, sparse_last_layer=True)
+    assert chosen.sum() == 4  # the batch's labels sit exactly at the positions above
 
     # The loss equals a cross-entropy written out by hand over the labelled positions.
     log_probs = full.prediction_logits.log_softmax(-1)[chosen]
@@ -426,22 +437,39 @@ def test_output_positions_compute_the_last_layer_only_where_asked():
         model(**inputs, output_positions=torch.tensor([0, 1, 2]))
 
 
-def test_training_runs_the_last_layer_on_masked_tokens_only():
+def test_sparse_last_layer_runs_the_last_layer_on_masked_tokens_only():
     torch.manual_seed(10)
     config = small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = BertForPreTraining(config)
     inputs = batch(config)
+    positions = torch.tensor([[2, 5], [2, 0], [2, 0]])
     seen = []
     hook = model.bert.layers[-1].ffn.up.register_forward_hook(
         lambda module, args, output: seen.append(tuple(args[0].shape))
     )
     model.train()(**inputs)
-    model.train()(**inputs, masked_positions=torch.tensor([[2, 5], [2, 0], [2, 0]]))
-    model.eval()(**inputs)
+    model.train()(**inputs, masked_positions=positions)
+    model.train()(**inputs, masked_positions=positions, sparse_last_layer=True)
+    model.eval()(**inputs, masked_positions=positions, sparse_last_layer=True)
     hook.remove()
-    # [CLS] for the pooler + at most 2 labelled positions per row; then the static positions;
-    # then, in eval mode, every position.
-    assert seen == [(3, 3, 24), (3, 3, 24), (3, 10, 24)]
+    # Every position unless switched on; then [CLS] for the pooler + the 2 positions per row.
+    assert seen == [(3, 10, 24), (3, 10, 24), (3, 3, 24), (3, 3, 24)]
+
+
+def test_sparse_layer_equals_the_layer_at_those_rows():
+    from minibert.functional import attention_bias_from_padding
+    from minibert.sparse import gather_positions, layer_at_positions
+
+    torch.manual_seed(11)
+    config = small_config()
+    layer = BertModel(config).layers[0].eval()
+    hidden = torch.randn(3, 10, 24)
+    bias = attention_bias_from_padding(batch(config)["attention_mask"], torch.float32)
+    positions = torch.tensor([[0, 3, 7], [0, 1, 1], [9, 2, 0]])
+    full, _ = layer(hidden, bias)
+    part, weights = layer_at_positions(layer, hidden, positions, bias, output_attentions=True)
+    torch.testing.assert_close(part, gather_positions(full, positions), rtol=1e-5, atol=1e-6)
+    assert weights.shape == (3, 3, 3, 10)
 
 
 def test_a_batch_with_nothing_to_predict():
@@ -450,8 +478,14 @@ def test_a_batch_with_nothing_to_predict():
     inputs = batch(config)
     inputs["labels"] = torch.full_like(inputs["labels"], -100)
     out = model(**inputs)
-    assert out.logits.shape == (0, 97)
+    assert out.logits.shape == (3, 10, 97)
     assert torch.isnan(out.loss)  # 0 / 0, as in transformers
+    positions = torch.zeros(3, 1, dtype=torch.long)  # the collator's width for an empty batch
+    out = model(**inputs, masked_positions=positions, sparse_last_layer=True)
+    assert out.logits.shape == (3, 1, 97) and torch.isnan(out.loss)
+    nothing = torch.zeros(3, 0, dtype=torch.long)  # no column at all
+    out = model(**inputs, masked_positions=nothing, sparse_last_layer=True)
+    assert out.logits.shape == (3, 0, 97) and torch.isnan(out.loss)
 
 
 def test_a_bf16_model_runs_every_path():
@@ -494,3 +528,19 @@ def test_a_shard_index_inside_the_folder_loads(tmp_path):
     index = {"weight_map": {"a": "part-1.safetensors", "b": "shards/part-2.safetensors"}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     assert sorted(read_safetensors_dir(folder)) == ["a", "b"]
+
+
+def test_torch_compile_traces_one_graph():
+    """The value checks that read tensors (minibert.model.is_compiling guards them) stay out of
+    a compiled graph: fullgraph=True fails on any graph break, and the numbers match."""
+    torch.manual_seed(12)
+    config = small_config()
+    model = BertForPreTraining(config).eval()
+    inputs = batch(config)
+    positions = torch.tensor([[2, 5], [2, 0], [2, 0]])
+    kwargs = dict(next_sentence_label=torch.tensor([0, 1, 1]), masked_positions=positions)
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    out = compiled(**inputs, **kwargs, sparse_last_layer=True)
+    expected = model(**inputs, **kwargs, sparse_last_layer=True)
+    torch.testing.assert_close(out.loss, expected.loss)
+    torch.testing.assert_close(out.prediction_logits, expected.prediction_logits)

@@ -13,18 +13,18 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from minibert.constants import IGNORE_INDEX
 from minibert.data.examples import (
-    IGNORE_INDEX,
     MaskingCollator,
     PretrainingExample,
     SpecialTokenIds,
     create_pretraining_examples,
     encode_documents,
-    masked_positions_from_labels,
     split_by_document,
     truncated_lengths,
 )
 from minibert.data.tokenizer import train_wordpiece
+from minibert.functional import positions_from_labels
 
 LEE = pathlib.Path(gensim.__file__).parent / "test" / "test_data" / "lee_background.cor"
 IDS = SpecialTokenIds(pad=0, unk=1, cls=2, sep=3, mask=4)
@@ -468,12 +468,14 @@ def test_whole_word_fixed_count_fits_the_budget(tokenizer, nsp_examples):
 
 def test_masked_positions_padding_is_harmless():
     labels = torch.tensor([[-100, 7, -100, 9], [-100, -100, -100, -100], [-100, 5, 6, 8]])
-    positions = masked_positions_from_labels(labels)
+    positions, real = positions_from_labels(labels)
     assert positions.tolist() == [[1, 3, 0], [0, 0, 0], [1, 2, 3]]
+    assert real.tolist() == [[True, True, False], [False] * 3, [True] * 3]
     assert labels.gather(1, positions).tolist() == [[7, 9, -100], [-100, -100, -100], [5, 6, 8]]
-    assert masked_positions_from_labels(labels, 5).shape == (3, 5)
+    assert positions_from_labels(labels, 5)[0].shape == (3, 5)
+    assert positions_from_labels(labels[:, :2], 3)[0].tolist() == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
     with pytest.raises(ValueError, match="num_positions"):
-        masked_positions_from_labels(labels, 2)
+        positions_from_labels(labels, 2)
 
 
 def test_collator_errors(tokenizer):

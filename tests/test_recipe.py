@@ -10,7 +10,7 @@ from torch import nn
 
 from minibert.config import BertConfig
 from minibert.heads import BertForMaskedLM
-from minibert.model import sinusoidal_position_init_
+from minibert.init import sinusoidal_position_init_
 from minibert.train.pretrain import build_pretrain_config
 from minibert.train.settings import InitConfig, ObjectiveConfig, PretrainConfig
 
@@ -92,7 +92,7 @@ def test_eval_masking_stays_bert_standard_when_training_masks_more(tiny_tokenize
 
 def test_unigram_log_prior_counts_inputs_and_leaves_specials_at_the_floor():
     from minibert.data.examples import PretrainingExample
-    from minibert.train.pretrain import unigram_log_prior
+    from minibert.init import unigram_log_prior
 
     examples = [
         PretrainingExample(input_ids=[2, 7, 7, 9, 3], token_type_ids=[0] * 5),
@@ -108,7 +108,8 @@ def test_unigram_log_prior_counts_inputs_and_leaves_specials_at_the_floor():
 
 def test_pretraining_task_starts_at_the_unigram_prior(tiny_tokenizer):
     from minibert.data.examples import PretrainingExample
-    from minibert.train.pretrain import PretrainingTask, unigram_log_prior
+    from minibert.init import unigram_log_prior
+    from minibert.train.pretrain import PretrainingTask
 
     ids = tiny_tokenizer("the cat sat on the mat")["input_ids"]
     examples = [PretrainingExample(input_ids=ids, token_type_ids=[0] * len(ids))] * 3
@@ -128,7 +129,7 @@ def test_pretraining_task_starts_at_the_unigram_prior(tiny_tokenizer):
 
 
 def test_identity_query_key_init_adds_scaled_identity_only_to_query_and_key():
-    from minibert.model import identity_query_key_init_
+    from minibert.init import identity_query_key_init_
 
     config = BertConfig.preset("tiny", vocab_size=50)
     torch.manual_seed(0)

@@ -38,12 +38,13 @@ from typing import Any, TypeVar
 
 import torch
 
+from minibert.constants import IGNORE_INDEX
+from minibert.functional import TokenMasking, mask_tokens, positions_from_labels
+
 logger = logging.getLogger(__name__)
 
 T_item = TypeVar("T_item")
 
-#: The label value that ``torch.nn.functional.cross_entropy`` ignores (positions not predicted).
-IGNORE_INDEX = -100
 
 PACKING_MODES = ("full_sentences", "doc_sentences", "token_stream")
 
@@ -583,36 +584,6 @@ def create_pretraining_examples(
 # --------------------------------------------------------------------------------------------
 
 
-def masked_positions_from_labels(
-    labels: torch.Tensor, num_positions: int | None = None
-) -> torch.Tensor:
-    """The positions whose label is not -100, left-aligned in ascending order, padded with 0.
-
-    Args:
-        labels: ``(B, T)`` MLM labels.
-        num_positions: ``M``, the width of the result; default the largest count in the batch.
-
-    Returns:
-        ``(B, M)`` long. Padding points at position 0 (``[CLS]``, label -100), so gathering the
-        labels there yields -100 and the loss ignores it.
-    """
-    selected = labels != IGNORE_INDEX  # (B, T)
-    counts = selected.sum(dim=1)  # (B,)
-    most = int(counts.max()) if counts.numel() else 0
-    width = max(most, 1) if num_positions is None else num_positions
-    if most > width:
-        raise ValueError(
-            f"A sequence has {most} labelled positions but num_positions={width}; raise it."
-        )
-    # A stable sort of "not selected" puts the selected positions first, in position order.
-    order = torch.sort((~selected).to(torch.int8), dim=1, stable=True).indices  # (B, T)
-    if order.shape[1] < width:  # fewer positions than asked for: pad the columns
-        order = torch.nn.functional.pad(order, (0, width - order.shape[1]))
-    positions = order[:, :width]  # (B, M)
-    valid = torch.arange(width, device=labels.device)[None, :] < counts[:, None]  # (B, M)
-    return torch.where(valid, positions, torch.zeros_like(positions))
-
-
 class MaskingCollator:
     """Pad a list of examples into a batch and mask it for MLM, anew on every call.
 
@@ -621,7 +592,9 @@ class MaskingCollator:
     ``mlm_probability`` is *selected*; a selected token becomes ``[MASK]`` with probability
     ``mask_replace_prob``, a random non-special token with probability ``random_replace_prob``,
     and stays itself otherwise. ``labels`` holds the original id at selected positions and -100
-    elsewhere.
+    elsewhere. The masking itself is :func:`minibert.functional.mask_tokens` (the reference a
+    lesson checks against); this class pads, finds the special tokens and words, keeps the
+    random stream, and adds ``masked_positions``.
 
     Selection modes:
 
@@ -804,68 +777,13 @@ class MaskingCollator:
 
     # -- masking -----------------------------------------------------------------------------
 
-    def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.rand(shape, generator=self._generator)
-
-    def _units(
-        self, candidates: torch.Tensor, input_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The masking units: where each starts, and for every token the start of its unit.
-
-        Token-level masking: every candidate is its own unit. Whole-word masking: a ``##`` piece
-        joins the unit of the candidate before it (a ``##`` piece right after a special token or
-        at a truncated start begins a unit of its own).
-        """
-        batch_size, width = candidates.shape
-        positions = torch.arange(width).expand(batch_size, width)  # (B, T)
-        if not self.whole_word_masking:
-            return candidates, positions
-        continues = self._is_continuation[input_ids]  # (B, T)
-        previous_is_candidate = torch.nn.functional.pad(candidates[:, :-1], (1, 0))  # (B, T)
-        starts = candidates & ~(continues & previous_is_candidate)  # (B, T)
-        marked = torch.where(starts, positions, torch.full_like(positions, -1))
-        start_of = torch.cummax(marked, dim=1).values.clamp(min=0)  # (B, T)
-        start_of = torch.where(candidates, start_of, positions)
-        return starts, start_of
-
-    def _fixed_count_selection(
-        self, candidates: torch.Tensor, starts: torch.Tensor, start_of: torch.Tensor
-    ) -> torch.Tensor:
-        """Unit starts chosen so that each sequence gets exactly its token budget (greedy fill
-        of whole units in random order, skipping units that overflow; exact for tokens)."""
-        n_candidates = candidates.sum(dim=1)  # (B,)
-        budget = torch.floor(n_candidates * self.mlm_probability + 0.5).long()
-        budget = budget.clamp(min=1, max=self.max_predictions)
-        budget = torch.where(n_candidates > 0, budget, torch.zeros_like(budget))  # (B,)
-        unit_length = torch.zeros_like(start_of).scatter_add_(
-            1, start_of, candidates.long()
-        )  # (B, T): tokens per unit, at its start
-        scores = torch.where(starts, self._rand(starts.shape), torch.full(starts.shape, 2.0))
-        order = scores.argsort(dim=1)  # (B, T): units in random order, then non-starts
-        length_in_order = unit_length.gather(1, order)  # (B, T)
-        taken = torch.zeros_like(starts)  # (B, T), in `order`
-        remaining = budget.clone()  # (B,)
-        # Each pass takes the longest prefix of still-fitting units; the unit that overflowed is
-        # longer than what is left, so later passes skip it, exactly like the sequential greedy.
-        # Token-level masking (all lengths 1) needs one pass.
-        for _ in range(int(length_in_order.max()) + 1 if length_in_order.numel() else 0):
-            fits = ~taken & (length_in_order > 0) & (length_in_order <= remaining[:, None])
-            running = torch.cumsum(torch.where(fits, length_in_order, 0), dim=1)  # (B, T)
-            take = fits & (running <= remaining[:, None])
-            if not bool(take.any()):
-                break
-            taken |= take
-            remaining -= (length_in_order * take).sum(dim=1)
-        chosen = torch.zeros_like(starts).scatter_(1, order, taken)  # back to positions
-        return chosen
-
-    def mask_tokens(
+    def mask(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask a padded batch. Returns ``(masked_input_ids, labels)``, both ``(B, T)``.
-
-        ``input_ids`` is not modified.
-        """
+    ) -> TokenMasking:
+        """Mask a padded batch with :func:`minibert.functional.mask_tokens` and this collator's
+        settings; returns its :class:`~minibert.functional.TokenMasking` (inputs, labels and
+        which of MASK / RANDOM / KEPT each selected position got). ``input_ids`` is not
+        modified."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}.")
         input_ids = input_ids.long()
@@ -878,30 +796,32 @@ class MaskingCollator:
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        candidates = attention_mask.bool() & ~self._is_special[input_ids]  # (B, T)
-        starts, start_of = self._units(candidates, input_ids)
+        not_selectable = ~attention_mask.bool() | self._is_special[input_ids]  # (B, T)
+        word_ids = None
+        if self.whole_word_masking:
+            # A "##" piece continues the word before it; every other token starts a new one.
+            word_ids = torch.cumsum(~self._is_continuation[input_ids], dim=1)  # (B, T)
+        return mask_tokens(
+            input_ids,
+            not_selectable,
+            vocab_size=self.vocab_size,
+            mask_token_id=self.special_ids.mask,
+            mlm_probability=self.mlm_probability,
+            mask_replace_prob=self.mask_replace_prob,
+            random_replace_prob=self.random_replace_prob,
+            word_ids=word_ids,
+            generator=self._generator,
+            max_predictions=self.max_predictions,
+            replacement_ids=self._replacement_ids,
+        )
 
-        if self.max_predictions is None:
-            chosen = starts & (self._rand(starts.shape) < self.mlm_probability)  # (B, T)
-            if not bool(chosen.any()) and bool(starts.any()):
-                # Keep the loss defined: select one random unit.
-                pick = torch.argmax(self._rand(starts.shape) * starts)
-                chosen.view(-1)[pick] = True
-        else:
-            chosen = self._fixed_count_selection(candidates, starts, start_of)
-        selected = candidates & chosen.gather(1, start_of)  # (B, T): whole units
-
-        # One 80/10/10 draw per unit, shared by all its tokens.
-        draw = self._rand(starts.shape).gather(1, start_of)  # (B, T)
-        to_mask = selected & (draw < self.mask_replace_prob)
-        to_random = selected & ~to_mask & (draw < self.mask_replace_prob + self.random_replace_prob)
-        random_tokens = self._replacement_ids[
-            torch.randint(len(self._replacement_ids), input_ids.shape, generator=self._generator)
-        ]  # (B, T)
-        masked = torch.where(to_mask, torch.full_like(input_ids, self.special_ids.mask), input_ids)
-        masked = torch.where(to_random, random_tokens, masked)
-        labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
-        return masked, labels
+    def mask_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask a padded batch. Returns ``(masked_input_ids, labels)``, both ``(B, T)``
+        (see :meth:`mask` for which kind of corruption each position got)."""
+        masking = self.mask(input_ids, attention_mask)
+        return masking.input_ids, masking.labels
 
     def __call__(self, examples: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Pad and mask ``examples``: ``input_ids``, ``attention_mask``, ``token_type_ids``,
@@ -919,9 +839,10 @@ class MaskingCollator:
                 )
         batch["input_ids"], batch["labels"] = self.mask_tokens(original, batch["attention_mask"])
         if self.return_masked_positions:
-            batch["masked_positions"] = masked_positions_from_labels(
-                batch["labels"], self.max_predictions
-            )  # (B, M)
+            # At least one column, so a batch with nothing to predict still has a (B, 1) shape.
+            most = int((batch["labels"] != IGNORE_INDEX).sum(dim=1).max())
+            width = self.max_predictions if self.max_predictions is not None else max(most, 1)
+            batch["masked_positions"], _ = positions_from_labels(batch["labels"], width)  # (B, M)
         return batch
 
     def __repr__(self) -> str:

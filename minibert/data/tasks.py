@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from minibert.constants import IGNORE_INDEX
 from minibert.data.corpora import (
     HubUnavailableError,
     _read_legacy_text,
@@ -69,7 +70,6 @@ MENTION_LABELS: tuple[str, ...] = ("O", "B-MENTION", "I-MENTION")
 CONLL2003_LABELS: tuple[str, ...] = (
     "O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC",
 )  # fmt: skip
-IGNORE_INDEX = -100  # positions the loss skips (PyTorch's cross_entropy default)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@
 
 0.5 means "more than everything else together" for one position; Clark et al. report
 previous/next-token heads above 0.5 and delimiter heads above 0.5 in BERT-base, and the
-offset heads of :mod:`minibert.local_attention` put about 0.99 on their target at step 0.
+offset heads of :func:`minibert.init.local_attention_init_` put about 0.99 on their target at step 0.
 
 **Ablation** switches heads off with ``head_mask`` (Michel et al. 2019, "Are Sixteen Heads
 Really Better than One?", Sec. 3) and measures the metric without them.
@@ -272,7 +272,7 @@ class _MaskedTokenMetric(_Evaluator):
     ):
         self.name = metric
         self.higher_is_better = metric == "masked-token accuracy"
-        from minibert.data.examples import masked_positions_from_labels
+        from minibert.functional import positions_from_labels
         from minibert.inspect.masking import apply_bert_masking
 
         self.loaded = loaded
@@ -287,7 +287,7 @@ class _MaskedTokenMetric(_Evaluator):
                 seed=seed + index,
                 attention_mask=batch.attention_mask,
             )
-            positions = masked_positions_from_labels(labels)  # (B, M), padded with 0
+            positions, _ = positions_from_labels(labels)  # (B, M), padded with 0
             targets = labels.gather(1, positions)  # (B, M), -100 on padding
             self.count += int((targets != -100).sum())
             self.batches.append((masked, batch, positions, targets))

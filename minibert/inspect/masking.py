@@ -59,24 +59,16 @@ def apply_bert_masking(
 
     ``kind`` (B, T) holds indices into :data:`KINDS` (0 none, 1 [MASK], 2 random, 3 kept).
 
-    This is the one place the lab calls the masking code. Today that is
-    :class:`minibert.data.examples.MaskingCollator`, which returns ids and labels only, so the
-    kind is read back from them: a selected position showing [MASK] was masked, one showing
-    its own token was kept, any other was replaced. (A random replacement that happens to draw
-    the original token, about 1 in the vocabulary size, reads as kept; the same token reaches
-    the model either way.) After the merge this becomes ``minibert.functional.mask_tokens``,
-    which returns the kind itself.
+    This is the one place the lab calls the masking code: the pretraining collator's settings
+    (:class:`minibert.data.examples.MaskingCollator`, seeded) applied through
+    :func:`minibert.functional.mask_tokens`, which reports the kind of every position itself,
+    so a random replacement that happens to draw the original token still counts as random.
     """
     from minibert.data.examples import MaskingCollator
 
     collator = MaskingCollator(tokenizer, mlm_probability=mlm_probability, seed=seed)
-    masked, labels = collator.mask_tokens(input_ids, attention_mask)
-    selected = labels != -100  # (B, T)
-    kind = torch.zeros_like(input_ids)  # (B, T) none
-    kind[selected & (masked == tokenizer.mask_token_id)] = 1
-    kind[selected & (masked != tokenizer.mask_token_id) & (masked != input_ids)] = 2
-    kind[selected & (masked == input_ids)] = 3
-    return masked, labels, kind
+    masking = collator.mask(input_ids, attention_mask)
+    return masking.input_ids, masking.labels, masking.kind.long()  # MaskKind order = KINDS
 
 
 def _check_probability(mlm_probability: float) -> None:

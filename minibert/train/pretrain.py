@@ -9,8 +9,9 @@ the run directory. ``minibert pretrain`` is a thin command line over it.
     result = pretrain(PretrainConfig(), out="runs/tiny", overrides={"max_steps": 300})
     print(result.summary())
 
-The training loop uses the sparse MLM path: the collator returns the masked positions (B, M)
-and the model computes vocabulary logits only there, which on a small model is most of the cost.
+The training loop uses the sparse MLM path: the collator returns the masked positions (B, M),
+the model computes vocabulary logits only there, which on a small model is most of the cost,
+and runs its last layer only there too (``sparse_last_layer=True``, minibert/sparse.py).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
+from minibert.constants import IGNORE_INDEX
 from minibert.data.examples import MaskingCollator, create_pretraining_examples
 from minibert.data.pipeline import prepare_data
 from minibert.data.tokenizer import save_tokenizer
 from minibert.heads import BertForMaskedLM, BertForPreTraining
-from minibert.local_attention import local_attention_init_
+from minibert.init import recipe_init_, unigram_log_prior
 from minibert.locking import acquire_run_lock
-from minibert.model import identity_query_key_init_, sinusoidal_position_init_
 from minibert.train.distributed import DistributedContext, setup_distributed
 from minibert.train.loop import (
     LossTerms,
@@ -71,7 +72,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RUN_FORMAT_VERSION = 1
-IGNORE_INDEX = -100
 
 # Settings a resumed run may change: how long it goes on and how it reports. Everything else
 # would make the continued run a different experiment from the one its checkpoints belong to.
@@ -178,34 +178,15 @@ class PretrainingTask(TrainingTask):
             # complain about unused parameters), so the MLM-only model is trained instead.
             model_class = BertForPreTraining if self.nsp else BertForMaskedLM
             model = model_class(config.model)
-            # Offset heads bring their own position table (below), so they replace this one.
-            if (
-                config.init.position_init == "sinusoidal"
-                and not config.init.local_attention_offsets
-            ):
-                sinusoidal_position_init_(
-                    model.bert.embeddings.position, std=config.init.position_init_std
-                )
-            if config.init.attention_identity_init > 0:
-                identity_query_key_init_(model, scale=config.init.attention_identity_init)
-            if config.init.local_attention_offsets:
-                local_attention_init_(
-                    model,
-                    config.init.local_attention_offsets,
-                    scale=config.init.local_attention_scale,
-                )
+            prior = None
             if config.init.mlm_bias_init == "unigram":
-                with torch.no_grad():
-                    model.mlm.bias.copy_(
-                        unigram_log_prior(
-                            self.train_examples,
-                            config.model.vocab_size,
-                            never_targets=[
-                                tokenizer.convert_tokens_to_ids(token)
-                                for token in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
-                            ],
-                        )
-                    )
+                specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
+                prior = unigram_log_prior(
+                    self.train_examples,
+                    config.model.vocab_size,
+                    never_targets=[tokenizer.convert_tokens_to_ids(t) for t in specials],
+                )
+            recipe_init_(model, config.init, unigram_prior=prior)
         self.model = model
         objective = config.objective
         collator_args = dict(
@@ -267,6 +248,7 @@ class PretrainingTask(TrainingTask):
             token_type_ids=batch["token_type_ids"],
             labels=batch["labels"],
             masked_positions=batch["masked_positions"],
+            sparse_last_layer=True,  # same loss and gradients, less work (minibert/sparse.py)
         )
         if self.nsp:
             inputs["next_sentence_label"] = batch["next_sentence_label"]
@@ -302,25 +284,6 @@ class PretrainingTask(TrainingTask):
 
     def save_extras(self, directory: Path) -> None:
         save_tokenizer(self.tokenizer, directory)
-
-
-def unigram_log_prior(
-    examples: Sequence[Any], vocab_size: int, never_targets: Sequence[int] = ()
-) -> torch.Tensor:
-    """log p(token) over the examples' input ids, add-one smoothed: (V,) float32.
-
-    Used as the MLM output bias at initialisation (``init.mlm_bias_init="unigram"``): a model
-    whose hidden states carry no information yet then predicts the unigram distribution,
-    the best context-free guess, instead of a uniform one. ``never_targets`` (the special
-    tokens the collator never selects) keep only the smoothing count.
-    """
-    counts = torch.ones(vocab_size, dtype=torch.float64)  # (V,) add-one smoothing
-    for example in examples:
-        ids = torch.as_tensor(example.input_ids, dtype=torch.long)  # (T,)
-        counts += torch.bincount(ids, minlength=vocab_size)[:vocab_size].double()
-    for token_id in never_targets:
-        counts[token_id] = 1.0
-    return (counts / counts.sum()).log().float()
 
 
 def _example_settings(config: PretrainConfig, *, held_out: bool = False) -> dict[str, Any]:

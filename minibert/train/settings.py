@@ -18,7 +18,7 @@ The recipe (issue 5 tunes it; change defaults here, with a comment saying why):
 * BERT's masking (Devlin et al. 2019, Sec. 3.1): 15% of tokens selected, 80/10/10, at most
   20 predictions per 128-token sequence; next-sentence prediction off (packed sentences, as
   RoBERTa); layer 0's two heads start as previous-token and next-token heads
-  (minibert/local_attention.py), the MLM output bias started at the unigram log-prior, init
+  (minibert/init.py), the MLM output bias started at the unigram log-prior, init
   std 0.05 (issue 5; docs/recipe.md has the figures);
 * AdamW (Loshchilov & Hutter 2019) with BERT's betas/epsilon and weight decay 0.01 (not on
   biases and LayerNorm, as in BERT's optimizer), a peak learning rate of 3e-3 (measured; tiny
@@ -330,7 +330,7 @@ class InitConfig:
     mlm_bias_init: str = "unigram"
     # Added to the query and key weights of every layer, times the identity (0: BERT's init).
     attention_identity_init: float = 0.0
-    # Offset heads (minibert/local_attention.py): one relative offset per head, layer 0's heads
+    # Offset heads (minibert/init.py): one relative offset per head, layer 0's heads
     # first. (-1, 1): layer 0 head 0 starts attending to the previous token, head 1 to the
     # next. The position table then starts as sinusoids in the last head_size dimensions
     # (replacing position_init); () starts every head random, as in BERT.

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
+from minibert.constants import IGNORE_INDEX
 from minibert.train.loop import derive_seed
 
 __all__ = ["IGNORE_INDEX", "EncodedSplit", "batches", "collate", "encode_split", "sample_examples"]
 
-IGNORE_INDEX = -100
 
 
 def sample_examples(items: list, limit: int | None, seed: int, what: str) -> list:
