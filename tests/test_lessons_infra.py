@@ -417,3 +417,18 @@ def test_pretrained_run_trains_once_into_place(tmp_path, cache_dir, capsys):
     assert info["config"]["preset"] == "tiny" and info["config"]["train"]["time_budget"] == 2.0
     assert runs.pretrained_run(budget=2.0, root=tmp_path) == made
     assert "found; no training needed" in capsys.readouterr().out
+
+
+def _check_that_trips(fn, report):
+    """A check whose own code assumes a tensor answer."""
+    got = report.call(torch.ones(2))
+    report.close("sum", got.sum(), torch.tensor(2.0))
+
+
+def test_a_check_that_trips_over_an_odd_answer_reports_instead_of_raising():
+    ex = checking.Exercise(
+        "odd", _check_that_trips, lambda x: x, {}, __name__, reference=lambda x: x
+    )
+    outcome = run_check(ex, lambda x: "not a tensor")
+    assert outcome.status == "failed" and "could not test your answer" in outcome.text
+    assert "AttributeError" in outcome.text

@@ -41,6 +41,7 @@ import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 __all__ = [
@@ -661,6 +662,18 @@ def run_check(ex: Exercise, fn: Callable[..., Any] | None, *, seed: int = 0) -> 
             f"again; {solution_hint} shows one answer."
         )
         return Outcome(name, "failed", "\n".join(lines), failure.mistake, list(report.cases))
+    except Exception as error:  # the check's own code tripped over an unexpected answer
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        return Outcome(
+            name,
+            "failed",
+            f"[x] {name}: the check could not test your answer ({type(error).__name__}: {error}, "
+            f"in {Path(where.filename).name} line {where.lineno}). Look at what your function "
+            "returns (its type and shape) against the docstring. The cells below use the "
+            f"reference; {solution_hint} shows one answer.",
+            None,
+            list(report.cases),
+        )
     shown = report.cases[:6]
     more = f" and {len(report.cases) - 6} more" if len(report.cases) > 6 else ""
     cases = f": {', '.join(shown)}{more}" if report.cases else ""
