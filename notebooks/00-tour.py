@@ -88,7 +88,7 @@ viz.attention_heatmap(seen, layer, head).show()
 
 # %% [markdown]
 # And every head at once: rows are layers, columns heads. Many heads send most of their weight
-# to `[CLS]` or `[SEP]` (a "no-op" that lesson 07 examines); others follow neighbours, or link
+# to `[CLS]` or `[SEP]` (a "no-op" that lesson 09 examines); others follow neighbours, or link
 # *it* to what it refers to.
 
 # %%
@@ -106,7 +106,7 @@ AttentionExplorer(minilm, sentence, layer=layer, head=head)
 # %% [markdown]
 # ## 2. Our tiny BERT, before pretraining
 #
-# Pretraining teaches a BERT by **masked language modelling** (lessons 04 and 06): hide some
+# Pretraining teaches a BERT by **masked language modelling** (lessons 05 and 06): hide some
 # pieces behind `[MASK]` and train the model to guess them. With $M$ the masked positions and
 # $\tilde{x}$ the corrupted input, the loss is
 #
@@ -170,7 +170,7 @@ viz.fill_mask_chart(after[0]).show()
 # percent is hundreds of times more than $1/|V|$.
 #
 # Our model is tiny and was trained for minutes on half a million words; MiniLM's ancestor
-# (BERT) trained for days on 3.3 billion. Lesson 07 looks at what such models' heads do, and
+# (BERT) trained for days on 3.3 billion. Lesson 09 looks at what such models' heads do, and
 # lesson 06 lets you train longer.
 
 # %% [markdown]

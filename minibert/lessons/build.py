@@ -15,6 +15,7 @@ and an offline HTML export.
 Regenerate everything after editing a ``.py``::
 
     python -m minibert.lessons.build            # writes the .ipynb files
+    python -m minibert.lessons.build 02         # only lesson 02
     python -m minibert.lessons.build --check    # exit 1 if any is out of date (what CI checks)
 
 An exercise cell looks like this; the check that follows names the exercise::
@@ -318,10 +319,18 @@ def out_of_date(source: str | Path) -> list[str]:
     return problems
 
 
-def build_all(folder: str | Path | None = None, *, check: bool = False) -> list[str]:
-    """Write (or with ``check``, only compare) every lesson's two notebooks; return problems."""
+def build_all(
+    folder: str | Path | None = None, *, check: bool = False, only: Iterable[str] = ()
+) -> list[str]:
+    """Write (or with ``check``, only compare) every lesson's two notebooks; return problems.
+
+    ``only``: lesson numbers or names ("02", "02-attention") to limit it to.
+    """
+    wanted = [str(name) for name in only]
     problems = []
     for source in lesson_sources(folder):
+        if wanted and not any(source.stem == w or source.stem[:2] == w for w in wanted):
+            continue
         if check:
             problems += out_of_date(source)
             continue
@@ -340,6 +349,7 @@ def build_all(folder: str | Path | None = None, *, check: bool = False) -> list[
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 _WIDGET_REPR = re.compile(r"^[A-Z]\w*\(")
+_PROGRESS_BAR = re.compile(r"\d+%\|")
 
 # The "lab" template with every script that would come from a CDN removed: require.js (only
 # the widget manager and old plotly output needed it), MathJax (formulas stay as readable
@@ -435,9 +445,12 @@ def offline_outputs(nb: Any) -> Any:
                 del data[WIDGET_MIMETYPE]
                 plain = data.get("text/plain", "")
                 plain = plain if isinstance(plain, str) else "".join(plain)
-                # A progress bar's text form is the bar itself ("x: 100%|###| 3/3"): keep it.
-                # A control's is its repr ("VBox(children=...)"): say what would be there.
-                if _WIDGET_REPR.match(plain) or not plain:
+                # A progress bar's text form is the bar as it was drawn first ("0%| | 0/7"),
+                # which a page would show frozen: leave it out. A control's text form is its
+                # repr ("VBox(children=...)"): say what would be there.
+                if _PROGRESS_BAR.search(plain):
+                    output["data"] = {"text/plain": ""}
+                elif _WIDGET_REPR.match(plain) or not plain:
                     data["text/html"] = (
                         '<p class="minibert-widget-note"><em>An interactive widget is here when '
                         "the notebook runs in Jupyter or VS Code.</em></p>"
@@ -479,15 +492,19 @@ def main(argv: Iterable[str] | None = None) -> int:
         "--check", action="store_true", help="only report notebooks that are out of date"
     )
     parser.add_argument("--notebooks", type=Path, default=None, help="the notebooks folder")
+    parser.add_argument(
+        "lessons", nargs="*", help="only these lessons (numbers or names, e.g. 02 03-model)"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
-    problems = build_all(args.notebooks, check=args.check)
+    problems = build_all(args.notebooks, check=args.check, only=args.lessons)
     for problem in problems:
         print(problem)
     if args.check and problems:
         print("run `python -m minibert.lessons.build` and commit the result", file=sys.stderr)
         return 1
     if not args.check:
-        print(f"wrote {len(lesson_sources(args.notebooks))} lesson(s) and their solutions")
+        count = len(args.lessons) if args.lessons else len(lesson_sources(args.notebooks))
+        print(f"wrote {count} lesson(s) and their solutions")
     return 0
 
 

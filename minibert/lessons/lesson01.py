@@ -376,7 +376,10 @@ def sweep_figure(rows: Sequence[dict[str, Any]], marks: dict[str, dict[str, Any]
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=("tokens per word (lower: shorter inputs)", "[UNK] rate of words"),
+        subplot_titles=(
+            "tokens per word (lower: shorter inputs)",
+            "[UNK] words per 100,000 held-out words",
+        ),
     )
     sizes = [r["vocab_size"] for r in rows]
     fig.add_trace(
@@ -393,7 +396,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], marks: dict[str, dict[str, Any]
     fig.add_trace(
         go.Scatter(
             x=sizes,
-            y=[r["unk_word_rate"] for r in rows],
+            y=[r["unk_word_rate"] * 1e5 for r in rows],
             mode="lines+markers",
             name="trained on our corpus",
             line={"color": "#1f77b4"},
@@ -404,11 +407,11 @@ def sweep_figure(rows: Sequence[dict[str, Any]], marks: dict[str, dict[str, Any]
     )
     for i, (label, report) in enumerate((marks or {}).items()):
         color = ["#d62728", "#2ca02c", "#9467bd"][i % 3]
-        for col, key in ((1, "tokens_per_word"), (2, "unk_word_rate")):
+        for col, key, scale in ((1, "tokens_per_word", 1.0), (2, "unk_word_rate", 1e5)):
             fig.add_trace(
                 go.Scatter(
                     x=[report["vocab_size"]],
-                    y=[report[key]],
+                    y=[report[key] * scale],
                     mode="markers+text",
                     text=[label],
                     textposition="top center",
@@ -425,7 +428,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], marks: dict[str, dict[str, Any]
     fig.update_xaxes(type="log", title_text="vocabulary size (entries)", range=span)
     fig.update_yaxes(rangemode="tozero")
     fig.update_yaxes(tickformat=".1f", row=1, col=1)
-    fig.update_yaxes(tickformat=".2%", row=1, col=2)
+    fig.update_yaxes(tickformat=".1f", row=1, col=2)
     fig.update_layout(height=420, margin={"t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
 

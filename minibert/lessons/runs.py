@@ -153,7 +153,7 @@ def pretrained_run(
                 "progress": progress,
                 # The lesson's thread count (start() chose it), not pretrain's "all cores".
                 "num_threads": torch.get_num_threads(),
-                # Checkpoints are what lesson 07 scrubs through; a few over a short run.
+                # Checkpoints are what lesson 09 scrubs through; a few over a short run.
                 "checkpoint_every": 100,
                 "keep_checkpoints": 0,
                 "eval_every": 100,
