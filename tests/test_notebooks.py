@@ -137,6 +137,22 @@ def test_lesson_is_well_formed(source):
         assert len({c.exercise for c in cells}) >= 2, "lessons from 01 have at least 2 exercises"
 
 
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_lesson_has_its_written_side(source):
+    """lessons/NN-topic/README.md exists with the sections lessons/README.md promises, and the
+    table in lessons/README.md links it."""
+    written = REPO / "lessons" / source.stem / "README.md"
+    assert written.is_file(), f"{written.relative_to(REPO)} is missing"
+    text = written.read_text(encoding="utf-8").lower()
+    for section in ("objectives", "prerequisites", "timing", "demo", "discussion", "mistake"):
+        assert section in text, f"{written.relative_to(REPO)} has no '{section}' section"
+    assert "colab" in text or "../readme.md#running-elsewhere" in text
+    index = (REPO / "lessons" / "README.md").read_text(encoding="utf-8")
+    assert f"(../notebooks/{source.stem}.ipynb)" in index, (
+        f"lessons/README.md's table has no row for {source.stem}"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # (2) student notebooks (blank exercises), (3) solutions, strict
 # --------------------------------------------------------------------------------------------
