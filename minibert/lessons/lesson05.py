@@ -917,3 +917,111 @@ def check_pretraining_loop(fn: Callable[..., Any], report: Report) -> None:
     report.passed(f"{LOOP_STEPS} steps, no named bug found")
     report.passed(f"loss fell from {losses[0]:.2f} to {losses[-1]:.2f}")
     report.note(f"validation loss {float(result['valid_loss']):.2f} on held-out sentences")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers the notebook calls
+# --------------------------------------------------------------------------------------------
+
+
+def special_tokens_mask(tokenizer: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: True at [CLS], [SEP], [PAD], [UNK], [MASK] (never selected for masking)."""
+    return torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
+
+
+def replacement_ids(tokenizer: Any) -> torch.Tensor:
+    """The non-special ids (1-D long): what a random replacement is drawn from."""
+    special = set(tokenizer.all_special_ids)
+    return torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+
+
+def masking_rows(
+    tokenizer: Any, original: torch.Tensor, masked: torch.Tensor, labels: torch.Tensor
+) -> list[dict[str, str]]:
+    """One row of a batch as a list of {token, input, label, kind}: what each position was,
+    what the model sees, what it must predict, and how it was corrupted."""
+    rows = []
+    for o, m, y in zip(original.tolist(), masked.tolist(), labels.tolist(), strict=True):
+        if o == tokenizer.pad_token_id:
+            break
+        kind = ""
+        if y != IGNORE_INDEX:
+            kind = "[MASK]" if m == tokenizer.mask_token_id else ("kept" if m == o else "random")
+        token, seen = tokenizer.convert_ids_to_tokens([o, m])
+        label = tokenizer.convert_ids_to_tokens(y) if y != IGNORE_INDEX else "-100"
+        rows.append({"token": token, "input": seen, "label": label, "kind": kind})
+    return rows
+
+
+def print_masking(rows: list[dict[str, str]], limit: int = 40) -> None:
+    """Print :func:`masking_rows` as aligned columns (selected positions marked with *)."""
+    print(f"{'':2}{'original':>14} {'model sees':>14} {'label':>14}  kind")
+    for row in rows[:limit]:
+        star = "* " if row["kind"] else "  "
+        print(f"{star}{row['token']:>14} {row['input']:>14} {row['label']:>14}  {row['kind']}")
+
+
+def kind_accuracy(loaded: Any, texts: list[str], seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
+    """Masked-token accuracy of ``loaded`` split by what the input showed at the selected
+    position ([MASK] / random / kept), summed over ``texts`` and masking ``seeds``
+    (:func:`minibert.inspect.masking_lab` per text). Returns counts, accuracies and the shares."""
+    from minibert.inspect import masking_lab
+
+    hits = {"mask": 0, "random": 0, "kept": 0}
+    counts = {"mask": 0, "random": 0, "kept": 0}
+    for seed in seeds:
+        for text in texts:
+            lab = masking_lab(loaded, text, seed=seed)
+            for kind, right in zip(lab.kind, lab.correct, strict=True):
+                if kind in counts:
+                    counts[kind] += 1
+                    hits[kind] += bool(right)
+    total = sum(counts.values())
+    accuracy = {k: hits[k] / counts[k] if counts[k] else float("nan") for k in counts}
+    accuracy["all"] = sum(hits.values()) / total if total else float("nan")
+    share = {k: counts[k] / total if total else float("nan") for k in counts}
+    return {"counts": counts, "accuracy": accuracy, "share": share, "selected": total}
+
+
+def copying_share(result: dict[str, Any]) -> float:
+    """Of all correct predictions, the share made at kept positions (where the answer is in
+    the input and copying it is enough)."""
+    hits = {k: result["accuracy"][k] * result["counts"][k] for k in result["counts"]}
+    total = sum(v for v in hits.values() if v == v)  # NaN-free
+    return hits["kept"] / total if total else float("nan")
+
+
+def loss_curve(train_losses: list[float], valid_loss: float | None = None):
+    """The training loss per step (plotly), the validation loss as a dashed line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(y=train_losses, mode="lines", name="training loss"))
+    if valid_loss is not None:
+        fig.add_hline(
+            y=valid_loss,
+            line_dash="dash",
+            annotation_text=f"validation loss {valid_loss:.2f}",
+            annotation_position="top right",
+        )
+    fig.update_layout(
+        title="The fixed loop: masked-LM loss per step",
+        xaxis_title="step",
+        yaxis_title="loss (nats)",
+        height=360,
+        margin={"t": 60, "b": 40},
+    )
+    return fig
+
+
+def examples_from(encoding: Any, next_sentence_labels: list[int] | None = None) -> list[dict]:
+    """A padded tokenizer output (B, T) back to one dict per row without its padding (what
+    :class:`~minibert.data.examples.MaskingCollator` takes), with NSP labels if given."""
+    rows = []
+    for b, keep in enumerate(encoding["attention_mask"].bool()):
+        row = {"input_ids": encoding["input_ids"][b][keep].tolist()}
+        if "token_type_ids" in encoding:
+            row["token_type_ids"] = encoding["token_type_ids"][b][keep].tolist()
+        if next_sentence_labels is not None:
+            row["next_sentence_label"] = next_sentence_labels[b]
+        rows.append(row)
+    return rows
