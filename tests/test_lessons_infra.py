@@ -338,7 +338,7 @@ def test_builder_fills_in_solutions_and_injects_mistakes(tmp_path):
     student = build.student_notebook(source)
     assert [c.cell_type for c in student.cells] == ["markdown", "code", "code", "code"]
     assert all(c.outputs == [] for c in student.cells if c.cell_type == "code")
-    assert student.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert "jupytext" not in student.metadata  # not paired: students' saves never touch the .py
     (cell,) = build.exercise_cells(student)
     assert (cell.index, cell.function, cell.exercise) == (2, "my_wordpiece", "wordpiece")
 

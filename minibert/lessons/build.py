@@ -3,8 +3,8 @@ and an offline HTML export.
 
 ``notebooks/NN-topic.py`` (jupytext "percent" format) is the source of truth. From it:
 
-* ``notebooks/NN-topic.ipynb``: the student's notebook, no outputs, paired with the ``.py`` for
-  editors that have jupytext (``"jupytext": {"formats": "ipynb,py:percent"}``);
+* ``notebooks/NN-topic.ipynb``: the student's notebook, no outputs (not paired through its
+  metadata: the ``.py`` stays the source however students save the notebook);
 * ``notebooks/solutions/NN-topic.ipynb``: the instructor's copy, each ``exercise``-tagged cell's
   function replaced by the registered solution (renamed to the student's function name);
 * :func:`mistake_notebook`: the same with one named common mistake put in an exercise cell (the
@@ -220,6 +220,7 @@ def _clean(nb: Any) -> Any:
             cell.execution_count = None
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
+    nb.metadata.pop("jupytext", None)  # how jupytext read the .py; no pairing (see below)
     nb.metadata["kernelspec"] = dict(_KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     nb.nbformat, nb.nbformat_minor = 4, 5
@@ -228,9 +229,10 @@ def _clean(nb: Any) -> Any:
 
 def student_notebook(source: str | Path) -> Any:
     """The student's ``.ipynb`` for a lesson source: the cells as written, no outputs."""
-    nb = _clean(read_source(source))
-    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
-    return nb
+    # Not paired through metadata: with jupytext installed, a paired notebook whose .py looks
+    # older than the .ipynb (file times after a download) refuses to open, and a student's
+    # answers would be written into the source. Contributors edit the .py and run the build.
+    return _clean(read_source(source))
 
 
 def _lesson_module(nb: Any) -> str:
