@@ -310,7 +310,7 @@ print(f"share of all correct guesses made at kept positions: {copying_share(spli
 # One sentence in detail (`viz.masking_lab_table`):
 
 # %%
-lab = inspect.masking_lab(loaded, sentences[1], seed=0)
+lab = inspect.masking_lab(loaded, sentences[row], seed=0)  # the sentence of section 2
 viz.masking_lab_table(lab).show()
 
 # %% [markdown]
