@@ -121,8 +121,9 @@ print(
     f"layer {layer}, minibert.inspect's:       {np.round(tiny_stats.metrics['entropy'][layer], 4)}"
 )
 print(f"the same in bits (divide by ln 2):       {np.round(entropy_bits(mine.numpy()), 4)}")
+mean_length = batch.attention_mask.sum(1).double().mean().item()
 print(
-    f"uniform over the mean sentence length would be {np.log(batch.attention_mask.sum(1).double().mean()):.3f} nats"
+    f"uniform over a sentence of the mean length ({mean_length:.0f} tokens): {np.log(mean_length):.3f} nats"
 )
 
 # %% [markdown]
