@@ -31,6 +31,7 @@ lesson = lessons.start("05-masking-and-losses")
 
 # %%
 import math
+import textwrap
 
 import torch
 
@@ -39,6 +40,7 @@ from minibert.data import DataConfig, prepare_corpus, prepare_data
 from minibert.data.examples import MaskingCollator
 from minibert.lessons.lesson05 import (
     copying_share,
+    copying_verdict,
     examples_from,
     hint,
     kind_accuracy,
@@ -301,12 +303,15 @@ for kind in ("mask", "random", "kept"):
     )
 print(f"     all: accuracy {split['accuracy']['all']:.1%}")
 print(f"share of all correct guesses made at kept positions: {copying_share(split):.0%}")
+print()
+print(textwrap.fill(copying_verdict(split), 96))
 
 # %% [markdown]
-# Compare the kept and `[MASK]` rows printed above: at kept positions the answer is in the
-# input, and the printed share says how much of the overall accuracy is that copying. A short
-# run can look good overall while it has learned little about context; `docs/recipe.md` records
-# this split for the kit's 5-minute runs and why the `[MASK]` column is the one to watch.
+# Compare the kept and `[MASK]` rows printed above (the sentence under them reads them for
+# this run). At kept positions the answer is in the input: a model that copies gets them right
+# without any context, so a run can report a respectable overall accuracy while it has learned
+# little about context. `docs/recipe.md` records this split for the kit's 5-minute runs and
+# why the `[MASK]` column is the one to watch.
 # One sentence in detail (`viz.masking_lab_table`):
 
 # %%

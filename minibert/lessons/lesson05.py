@@ -1025,3 +1025,25 @@ def examples_from(encoding: Any, next_sentence_labels: list[int] | None = None) 
             row["next_sentence_label"] = next_sentence_labels[b]
         rows.append(row)
     return rows
+
+
+def copying_verdict(result: dict[str, Any]) -> str:
+    """One sentence that reads :func:`kind_accuracy`'s numbers (so the prose never states a
+    number the run did not produce)."""
+    acc = result["accuracy"]
+    kept, masked = acc["kept"], acc["mask"]
+    if not (kept == kept and masked == masked):  # NaN: a kind never came up
+        return "Too few selected positions to compare the kinds: use more sentences or seeds."
+    if kept >= masked + 0.15:
+        return (
+            f"At kept positions the model is right {kept:.0%} of the time, at [MASK] only "
+            f"{masked:.0%}: the answer is in the input, and {copying_share(result):.0%} of all "
+            "its correct guesses are such copies. The [MASK] column is the one that measures "
+            "what it learned about context."
+        )
+    return (
+        f"This run is still short: it is right {kept:.0%} of the time at kept positions and "
+        f"{masked:.0%} at [MASK], so it has not even learned to copy yet (it guesses frequent "
+        "words everywhere). Longer runs copy almost every kept token long before they fill "
+        "[MASK] well: docs/recipe.md's table shows the split for the kit's 5-minute runs."
+    )
