@@ -333,6 +333,11 @@ def _curve(run: Path, records: list[dict[str, Any]], title: str) -> Any:
     return fig
 
 
+def _bundle(fig: Any) -> dict[str, Any]:
+    """The figure as the MIME bundle the active plotly renderer makes (JSON for Jupyter)."""
+    return fig._repr_mimebundle_()
+
+
 def train_live(
     out: str | Path,
     overrides: Mapping[str, Any],
@@ -356,8 +361,11 @@ def train_live(
     out = Path(out)
     budget = overrides.get("time_budget")
     records: list[dict[str, Any]] = []
+    # A figure's own display hook (plotly's _ipython_display_) would add a new output at each
+    # redraw; its MIME bundle with a display_id is replaced in place instead.
     handle = display(
-        _curve(out, records, "Starting: loading the data and building the model ..."),
+        _bundle(_curve(out, records, "Starting: loading the data and building the model ...")),
+        raw=True,
         display_id=True,
     )
     stop = threading.Event()
@@ -372,7 +380,7 @@ def train_live(
             if state["tail"].reset:
                 records.clear()
             records.extend(new)
-        handle.update(_curve(out, records, title))
+        handle.update(_bundle(_curve(out, records, title)), raw=True)
 
     def loop() -> None:
         while not stop.wait(refresh_seconds):
