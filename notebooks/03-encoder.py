@@ -120,9 +120,10 @@ def my_layer_norm(x, weight, bias, eps=1e-12):
 layer_norm = lesson.check("layer_norm", my_layer_norm)
 
 # %% [markdown]
-# What it does to real vectors: the sum of the three embeddings above, before and after
-# MiniLM's embedding LayerNorm. Every token ends with mean 0 and standard deviation 1 *before*
-# $\gamma, \beta$; after them, each token has the spread the model learned.
+# What it does to real vectors: the sum of the three embeddings above, before and after your
+# LayerNorm with $\gamma = 1, \beta = 0$. Every token comes out with mean 0 and standard
+# deviation 1, whatever it started with; the learned $\gamma$ and $\beta$ (MiniLM's
+# `embeddings.norm`) then give each dimension the scale and offset the model wants.
 
 # %%
 raw = parts["token"] + parts["position"] + parts["segment"]  # (1, T, H)
