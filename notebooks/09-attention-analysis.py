@@ -74,7 +74,7 @@ for name, loaded in [("tiny (ours)", tiny), ("MiniLM", minilm)]:
 # A statistic describes one row; a head's statistic is the **average over query rows**, over
 # every real (unpadded) token of every sentence.
 #
-# The **entropy** of a row (Clark et al. 2019, Sec. 4) says how spread out it is, in nats:
+# The **entropy** of a row (Clark et al. 2019, Sec. 3.3) says how spread out it is, in nats:
 #
 # $$H_i = -\sum_{j} a_{ij} \ln a_{ij}, \qquad
 # 0 \le H_i \le \ln T, \qquad \bar H = \frac{1}{N_q}\sum_{\text{real queries } i} H_i .$$

@@ -4,7 +4,7 @@ over training.
 
 The statistics are those of Clark et al. (2019), "What Does BERT Look At? An Analysis of BERT's
 Attention", Sec. 3 (attention to [CLS]/[SEP]/punctuation, to the previous/next token) and
-Sec. 4 (the entropy of each head's attention distribution), as
+Sec. 3.3 (the entropy of each head's attention distribution), as
 :func:`minibert.inspect.head_statistics` computes them: every number is an average over the
 *query* tokens (the rows of the attention matrix) of real, unpadded text. Head ablation follows
 Michel et al. (2019), "Are Sixteen Heads Really Better than One?", Sec. 3.
