@@ -390,7 +390,7 @@ arms = {
     "cleaned, with duplicates": duplicated,
     "cleaned + deduplicated": deduplicated,
 }
-steps = lesson.pick(full=120, fast=3)
+steps = lesson.pick(full=80, fast=3)
 config = ablation_config(
     steps,
     batch_size=lesson.pick(full=16, fast=8),
