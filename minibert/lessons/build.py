@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from minibert.lessons.checking import function_source, get_exercise
-from minibert.lessons.core import find_repo_root
+from minibert.lessons.runs import find_repo_root
 
 __all__ = [
     "ExerciseCell",

@@ -39,6 +39,7 @@ from minibert.lessons.checking import (
     get_exercise,
     run_check,
 )
+from minibert.lessons.runs import RUNS_ENV, find_repo_root, pretrained_run, runs_root
 
 __all__ = [
     "FAST_ENV",
@@ -59,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 FAST_ENV = "MINIBERT_FAST"
 STRICT_ENV = "MINIBERT_STRICT_EXERCISES"
-RUNS_ENV = "MINIBERT_RUNS"
 THREADS_ENV = "MINIBERT_THREADS"
 # The promise of every lesson (issue 11): the whole notebook on a 2-core CPU, offline.
 FULL_BUDGET_S = 300.0
@@ -76,30 +76,6 @@ def _flag(name: str) -> bool:
 def is_fast() -> bool:
     """True when ``MINIBERT_FAST`` is set to 1/true/yes/on."""
     return _flag(FAST_ENV)
-
-
-def find_repo_root(start: str | Path | None = None) -> Path | None:
-    """The minibert checkout that holds ``start`` (default: the working directory), if any."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        project = folder / "pyproject.toml"
-        if project.is_file() and (folder / "minibert").is_dir():
-            try:
-                if 'name = "minibert"' in project.read_text(encoding="utf-8"):
-                    return folder
-            except OSError:
-                continue
-    return None
-
-
-def runs_root(start: str | Path | None = None) -> Path:
-    """Where lessons find and make runs: ``$MINIBERT_RUNS``, else the checkout's ``runs/``,
-    else ``./runs`` (an installed package, e.g. on Colab)."""
-    env = os.environ.get(RUNS_ENV)
-    if env:
-        return Path(env).expanduser()
-    root = find_repo_root(start)
-    return (root if root is not None else Path(start or Path.cwd())) / "runs"
 
 
 def _configure_threads(threads: int | None) -> int:
@@ -272,8 +248,6 @@ class Lesson:
 
     def pretrained_run(self, **kwargs: Any) -> Path:
         """See :func:`minibert.lessons.runs.pretrained_run`."""
-        from minibert.lessons.runs import pretrained_run
-
         return pretrained_run(self, **kwargs)
 
     def done(self) -> None:

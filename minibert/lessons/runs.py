@@ -27,8 +27,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minibert.lessons.core import runs_root
-
 if TYPE_CHECKING:
     from minibert.lessons.core import Lesson
 
@@ -36,6 +34,9 @@ __all__ = [
     "FAST_PRETRAIN_BUDGET_S",
     "FULL_PRETRAIN_BUDGET_S",
     "LESSON_RUN_NAME",
+    "RUNS_ENV",
+    "find_repo_root",
+    "runs_root",
     "find_pretrained_run",
     "is_finished_run",
     "pretrained_run",
@@ -43,12 +44,37 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+RUNS_ENV = "MINIBERT_RUNS"  # where lessons find and make runs (default: the checkout's runs/)
 LESSON_RUN_NAME = "lesson-pretrained"
 # Seconds of pretraining when no better run exists. 90 s of the tiny preset on 2 cores is
 # enough for fill-mask to guess frequent words ("the", "of") and for the attention heads to
 # differ; 10 s is CI's fast mode: a run that exists, not one that has learned much.
 FULL_PRETRAIN_BUDGET_S = 90.0
 FAST_PRETRAIN_BUDGET_S = 10.0
+
+
+def find_repo_root(start: str | Path | None = None) -> Path | None:
+    """The minibert checkout that holds ``start`` (default: the working directory), if any."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        project = folder / "pyproject.toml"
+        if project.is_file() and (folder / "minibert").is_dir():
+            try:
+                if 'name = "minibert"' in project.read_text(encoding="utf-8"):
+                    return folder
+            except OSError:
+                continue
+    return None
+
+
+def runs_root(start: str | Path | None = None) -> Path:
+    """Where lessons find and make runs: ``$MINIBERT_RUNS``, else the checkout's ``runs/``,
+    else ``./runs`` (an installed package, e.g. on Colab)."""
+    env = os.environ.get(RUNS_ENV)
+    if env:
+        return Path(env).expanduser()
+    root = find_repo_root(start)
+    return (root if root is not None else Path(start or Path.cwd())) / "runs"
 
 
 def is_finished_run(path: str | Path) -> bool:
