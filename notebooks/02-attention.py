@@ -276,7 +276,7 @@ print(
 # %% [markdown]
 # ## 6. Looking at attention
 #
-# `minibert.inspect.attention` runs the model with `output_attentions=True` and returns every
+# `minibert.inspect.attention_maps` runs the model with `output_attentions=True` and returns every
 # layer's and head's weights, `(layers, heads, queries, keys)`. The **model view** shows all
 # $6 \times 12$ heads at once (rows: layers; columns: heads; point at one to read it): some
 # heads look at the previous or next token, some at `[SEP]` or `[CLS]` (a "no-op"), some

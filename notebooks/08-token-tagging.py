@@ -12,7 +12,7 @@
 #    pieces and the special tokens get -100) and say why;
 # 3. turn BIO tags into entity spans the way `conlleval`/`seqeval` do;
 # 4. compute entity-level precision, recall and F1, and check them against `seqeval`;
-# 5. fine-tune a tagger with `minibert.train.finetune` on the offline wiki-mention task, and
+# 5. fine-tune a tagger with `minibert.train.finetuning` on the offline wiki-mention task, and
 #    run the same code on CoNLL-2003 when online.
 #
 # **Prerequisites.** Lesson 01 (WordPiece), lesson 06 or any pretrained run (the notebook
@@ -41,7 +41,7 @@ from minibert.lessons.lesson08 import (
     show_alignment,
     tagged_sentence_html,
 )
-from minibert.train.finetune import finetune
+from minibert.train.finetuning import finetune
 from minibert.train.metrics import entity_metrics
 
 # %% [markdown]
@@ -129,7 +129,7 @@ print(f"{pieces:,} pieces, {labelled:,} of them carry a label ({labelled / piece
 # %% [markdown]
 # ## 3. Fine-tuning the tagger
 #
-# `minibert.train.finetune` adds one linear layer (hidden size $\to$ number of tags) on every
+# `minibert.train.finetuning` adds one linear layer (hidden size $\to$ number of tags) on every
 # piece's final vector and trains **all** the weights (Devlin et al. 2019, §4), starting from
 # our pretrained run. At the end it predicts a tag for each word from its first piece and
 # scores the validation split, writing `predictions.jsonl` into the run. Full mode trains on a

@@ -352,7 +352,7 @@ viz.ablation_chart(ablation).show()
 # $$d(l, h) = \frac{1}{T}\sum_i \tfrac12 \sum_j \big| a_{ij} - a'_{ij} \big| \in [0, 1].$$
 
 # %%
-from minibert.train.finetune import finetune
+from minibert.train.finetuning import finetune
 
 topic = finetune(
     out=lessons.runs_root() / "lesson-09-topic",
@@ -407,7 +407,7 @@ viz.attention_difference(comparison).show()
 # ## Things to try
 #
 # 1. Pretrain a tiny run *without* offset heads and look at its heads:
-#    `minibert.train.pretrain.pretrain(out="runs/no-offsets", overrides={"preset": "tiny",
+#    `minibert.train.pretraining.pretrain(out="runs/no-offsets", overrides={"preset": "tiny",
 #    "time_budget": 120, "init.local_attention_offsets": [], "checkpoint_every": 10})`, then
 #    `heads_over_training("runs/no-offsets", texts)`. Does a previous-token head appear?
 # 2. Change `CLASS_THRESHOLDS` (e.g. `inspect.head_statistics(tiny, texts,

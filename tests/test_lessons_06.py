@@ -81,7 +81,7 @@ def test_schedule_figure_draws_the_logged_rates():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, cache_dir):
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = tmp_path_factory.mktemp("lesson06") / "run"
     pretrain(

@@ -14,7 +14,7 @@ from minibert.config import BertConfig
 from minibert.data.tasks import SequenceExample
 from minibert.heads import BertForSequenceClassification
 from minibert.lessons import lesson10
-from minibert.train.finetune.data import EncodedSplit
+from minibert.train.finetuning.data import EncodedSplit
 
 LABELS = ["a", "b", "c"]
 

@@ -623,7 +623,7 @@ def ablation_config(steps: int, *, batch_size: int = 32, eval_examples: int = 25
     """The tiny BERT's pretraining config every arm shares: same model, steps, batch, seed."""
     import torch
 
-    from minibert.train.pretrain import build_pretrain_config
+    from minibert.train.pretraining import build_pretrain_config
 
     return build_pretrain_config(
         {
@@ -654,7 +654,7 @@ def train_arm(
     from minibert.data.examples import create_pretraining_examples
     from minibert.train.loop import Trainer, derive_seed
     from minibert.train.overrides import apply_overrides
-    from minibert.train.pretrain import PretrainingTask, _example_settings, build_eval_examples
+    from minibert.train.pretraining import PretrainingTask, _example_settings, build_eval_examples
     from minibert.train.rundir import RunDirectory
 
     config = apply_overrides(

@@ -119,7 +119,7 @@ def heldout_logits(run: str | Path, count: int = 64) -> tuple[torch.Tensor, torc
     from minibert.heads import BertForMaskedLM, BertForPreTraining
     from minibert.train.overrides import config_from_dict
     from minibert.train.preflight import read_run_info
-    from minibert.train.pretrain import PretrainingTask, build_eval_examples
+    from minibert.train.pretraining import PretrainingTask, build_eval_examples
     from minibert.train.settings import PretrainConfig
 
     run = Path(run)
@@ -356,7 +356,7 @@ def train_live(
     from IPython.display import display
 
     from minibert.inspect.runs import MetricsTail
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = Path(out)
     budget = overrides.get("time_budget")
@@ -414,7 +414,7 @@ def train_live(
 
 def pretrain_quietly(out: str | Path, overrides: Mapping[str, Any]) -> Path:
     """A short pretraining run into ``out`` (replacing an earlier one); its path."""
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

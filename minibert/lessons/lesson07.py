@@ -259,7 +259,7 @@ def check_classifier_head(fn: Callable[..., torch.Tensor], report: Report) -> No
 
 def finetune_quietly(out: str | Path, overrides: Mapping[str, Any]) -> Any:
     """A fine-tuning run into ``out`` (replacing an earlier one); its ``FinetuneResult``."""
-    from minibert.train.finetune import finetune
+    from minibert.train.finetuning import finetune
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -416,7 +416,7 @@ def checkpointed_run(lesson: Any, pretrained: str | Path) -> Path:
 
     from minibert.inspect import list_checkpoints
     from minibert.lessons.runs import is_finished_run
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     have = len(list_checkpoints(pretrained))
     # Fast mode (CI) only proves the cells run: step 0 and whatever the run has will do.

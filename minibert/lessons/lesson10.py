@@ -13,7 +13,7 @@ fine-tuning on one task, with one budget.
 
 The comparison trains every method with the same loop, data, batch size, number of steps and
 seed (:func:`train_classifier`), so "trainable parameters", "accuracy" and "seconds" differ only
-by the method. ``minibert.train.finetune.finetune`` builds its own model from ``init`` and has no
+by the method. ``minibert.train.finetuning.finetune`` builds its own model from ``init`` and has no
 hook for a prepared one, so the loop is here: AdamW, linear warm-up and decay, gradient clipping,
 evaluated with the fine-tuning engine's own ``predict`` and ``split_metrics``.
 """
@@ -520,7 +520,7 @@ class TaskSplits:
 
     name: str
     labels: list[str]
-    train: Any  # minibert.train.finetune.data.EncodedSplit
+    train: Any  # minibert.train.finetuning.data.EncodedSplit
     validation: Any
     pad_id: int
 
@@ -537,7 +537,7 @@ def load_task_splits(
     """The task's training and validation examples (seeded samples of ``*_limit``), as the
     fine-tuning engine encodes them."""
     from minibert.data.tasks import load_task
-    from minibert.train.finetune.data import encode_split, sample_examples
+    from minibert.train.finetuning.data import encode_split, sample_examples
 
     data = load_task(task)
     if data.kind != "sequence":
@@ -602,7 +602,7 @@ class TrainingResult:
 
 def evaluate(model: nn.Module, data: TaskSplits) -> dict[str, float]:
     """Accuracy and macro-F1 on the validation split, with the fine-tuning engine's code."""
-    from minibert.train.finetune.predictions import predict, split_metrics
+    from minibert.train.finetuning.predictions import predict, split_metrics
 
     predictions = predict(model, data.validation, "sequence", data.labels, pad_id=data.pad_id)
     metrics, _ = split_metrics(data.validation, "sequence", data.labels, predictions)
@@ -633,7 +633,7 @@ def train_classifier(
     """
     from tqdm.auto import tqdm
 
-    from minibert.train.finetune.data import collate
+    from minibert.train.finetuning.data import collate
 
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)

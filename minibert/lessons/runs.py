@@ -5,7 +5,7 @@ One helper for every lesson, so a class pays for pretraining once:
 1. ``runs/lesson-06/``: the run the student trained in lesson 06 (pretraining), if finished;
 2. ``runs/demo*/pretrain/``: the newest finished run of ``minibert demo``;
 3. ``runs/lesson-pretrained/``: made here, if missing or shorter than asked for, by
-   :func:`minibert.train.pretrain.pretrain` with the ``tiny`` preset and a time budget (about
+   :func:`minibert.train.pretraining.pretrain` with the ``tiny`` preset and a time budget (about
    90 s in full mode, 10 s in fast mode), with a progress bar.
 
 A run is *finished* when its ``final/`` holds ``config.json`` and ``model.safetensors`` and the
@@ -159,7 +159,7 @@ def pretrained_run(
 
     import torch
 
-    from minibert.train.pretrain import pretrain
+    from minibert.train.pretraining import pretrain
 
     target = root / LESSON_RUN_NAME
     print(
