@@ -276,7 +276,7 @@ print(
 # %% [markdown]
 # ## 6. Looking at attention
 #
-# `minibert.inspect.attention_maps` runs the model with `output_attentions=True` and returns every
+# `minibert.inspect.attention` runs the model with `output_attentions=True` and returns every
 # layer's and head's weights, `(layers, heads, queries, keys)`. The **model view** shows all
 # $6 \times 12$ heads at once (rows: layers; columns: heads; point at one to read it): some
 # heads look at the previous or next token, some at `[SEP]` or `[CLS]` (a "no-op"), some
@@ -302,7 +302,7 @@ viz.head_view(result, layer=4).show()
 # %%
 from minibert.viz.widgets import AttentionExplorer
 
-AttentionExplorer(minilm, sentence, view="lines", layer=4)
+AttentionExplorer(minilm, sentence, layer=4)  # switch its view to "lines" for the head view
 
 # %% [markdown]
 # ## Recap

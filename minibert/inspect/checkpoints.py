@@ -144,7 +144,7 @@ def attention_over_training(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
 ) -> AttentionOverTraining:
-    """:func:`~minibert.inspect.attention_maps` of ``text`` at every checkpoint of the run.
+    """:func:`~minibert.inspect.attention` of ``text`` at every checkpoint of the run.
 
     Every checkpoint shares the run's tokenizer, so all results have the same tokens.
     Results are cached on disk (``cache_dir``, default :func:`~minibert.inspect.cache.

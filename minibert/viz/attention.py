@@ -1,7 +1,7 @@
 """Attention figures: one head, every head (model view), token-to-token lines (head view), and
 the same across training checkpoints.
 
-All take an ``AttentionResult`` from :func:`minibert.inspect.attention_maps` (``attentions`` of shape
+All take an ``AttentionResult`` from :func:`minibert.inspect.attention` (``attentions`` of shape
 (L, nh, T, T), rows = queries, columns = keys: row i says how token i spreads its attention over
 all tokens, and sums to 1; Vaswani et al. 2017, Eq. 1). The three views follow Vig (2019),
 "A Multiscale Visualization of Attention in the Transformer Model" (bertviz), drawn with plotly
