@@ -2,7 +2,8 @@
 checks name an injected mistake, and its HTML export draws offline in headless Chromium.
 
 Notebooks are discovered from ``notebooks/NN-*.py``, so a new lesson is tested by being added.
-Execution uses nbclient with the ``python3`` kernel of this interpreter, ``MINIBERT_FAST=1``,
+Execution uses :func:`minibert.lessons.execute.run_notebook` (nbclient, with a fix for its
+missed-wake-up wait) and the ``python3`` kernel of this interpreter, ``MINIBERT_FAST=1``,
 ``cwd = notebooks/``, a session-wide data cache and a temporary ``MINIBERT_RUNS`` holding one
 pretrained run shared by every notebook (made once, before the first notebook runs, so each
 notebook's time is its own).
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +23,17 @@ pytest.importorskip("jupytext")
 pytest.importorskip("ipykernel")
 
 from minibert.lessons import build  # noqa: E402
+from minibert.lessons import execute as execute_module  # noqa: E402
 from minibert.lessons.core import FAST_BUDGET_S  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SOURCES = build.lesson_sources(NOTEBOOKS)
 IDS = [p.stem for p in SOURCES]
-# A fast-mode notebook must finish within its 60 s budget on a quiet 2-core machine; CI
-# runners are shared, so the test fails only past twice that (MINIBERT_NOTEBOOK_LIMIT_S).
-TIME_LIMIT_S = float(os.environ.get("MINIBERT_NOTEBOOK_LIMIT_S", 2 * FAST_BUDGET_S))
+# A fast-mode notebook should finish within its 60 s budget on a quiet 2-core machine; that
+# goal is measured by bench/bench_lessons.py. This is a guard against a lesson that grew far
+# past it (or hangs), with room for a shared CI runner (MINIBERT_NOTEBOOK_LIMIT_S).
+TIME_LIMIT_S = float(os.environ.get("MINIBERT_NOTEBOOK_LIMIT_S", 3 * FAST_BUDGET_S))
 
 pytestmark = pytest.mark.skipif(not SOURCES, reason="no notebooks/NN-*.py yet")
 
@@ -80,19 +82,8 @@ def kernel_env(lesson_env, monkeypatch):
 
 
 def execute(nb, *, cwd: Path = NOTEBOOKS, allow_errors: bool = False):
-    """Run ``nb`` top to bottom in a fresh python3 kernel; return (executed nb, seconds)."""
-    client = nbclient.NotebookClient(
-        nb,
-        timeout=int(TIME_LIMIT_S),
-        kernel_name="python3",
-        resources={"metadata": {"path": str(cwd)}},
-        allow_errors=allow_errors,
-        # Widget state is kept (nbclient's Output-widget capture needs it);
-        # build.export_html drops it, since it would fetch the widget manager from a CDN.
-    )
-    started = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - started
+    """Run ``nb`` top to bottom in a fresh python3 kernel; return the timed run."""
+    return execute_module.run_notebook(nb, cwd=cwd, timeout=TIME_LIMIT_S, allow_errors=allow_errors)
 
 
 def printed(nb) -> str:
@@ -161,26 +152,26 @@ def test_lesson_has_its_written_side(source):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
 def test_student_notebook_runs_in_fast_mode(source, kernel_env):
-    nb, seconds = execute(build.student_notebook(source))
-    _EXECUTED[source.stem] = nb
+    ran = execute(build.student_notebook(source))
+    nb = _EXECUTED[source.stem] = ran.notebook
     out = printed(nb)
     for cell in build.exercise_cells(nb):
         assert f"[ ] {cell.exercise}: not filled in yet" in out, (
             f"the blank exercise {cell.exercise!r} did not report 'not filled in'"
         )
-    assert seconds <= TIME_LIMIT_S, f"{source.stem} took {seconds:.0f} s in fast mode"
-    print(f"{source.stem}: {seconds:.1f} s in fast mode")
+    assert ran.seconds <= TIME_LIMIT_S, f"{source.stem} in fast mode: {ran.timing_report()}"
+    print(f"{source.stem}: {ran.timing_report()}")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
 def test_solutions_notebook_passes_every_check(source, kernel_env):
     kernel_env.setenv("MINIBERT_STRICT_EXERCISES", "1")
-    nb, seconds = execute(build.solutions_notebook(source))
-    out = printed(nb)
+    ran = execute(build.solutions_notebook(source))
+    out = printed(ran.notebook)
     for cell in build.exercise_cells(build.student_notebook(source)):
         assert f"[ok] {cell.exercise}: passed" in out
-    assert seconds <= TIME_LIMIT_S, f"{source.stem} solutions took {seconds:.0f} s in fast mode"
+    assert ran.seconds <= TIME_LIMIT_S, f"{source.stem} solutions: {ran.timing_report()}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,8 +211,7 @@ def test_injected_mistake_is_named(source, kernel_env):
         if c.cell_type == "code" and f'lesson.check("{cell.exercise}"' in c.source
     )
     nb.cells = nb.cells[: check_index + 1]
-    nb, _ = execute(nb)
-    out = printed(nb)
+    out = printed(execute(nb).notebook)
     assert f"[x] {cell.exercise}: not yet right" in out, out[-2000:]
     assert f"This is a common mistake: {mistake}." in out, out[-2000:]
 
@@ -251,7 +241,7 @@ def test_html_export_draws_offline(source, kernel_env, tmp_path):
         pytest.skip("needs tests/browser_support.py (offline Chromium helper)")
     nb = _EXECUTED.get(source.stem)
     if nb is None:
-        nb, _ = execute(build.student_notebook(source))
+        nb = execute(build.student_notebook(source)).notebook
     page_path = tmp_path / f"{source.stem}.html"
     html = build.export_html(nb, page_path)
     figures = html.count('class="plotly-graph-div"')

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
+
+from minibert.lessons.execute import run_notebook  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = [
@@ -38,12 +40,11 @@ def _notebook(path: Path) -> Path:
     """Run the cells in a kernel whose plotly renderer defaults to a CDN one; save the result."""
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     env = {**os.environ, "PYTHONPATH": str(REPO), "PLOTLY_RENDERER": "notebook_connected"}
-    client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3")
     # The kernel inherits this process's environment.
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        client.execute()
+        run_notebook(notebook, cwd=path.parent, timeout=180)
     finally:
         os.environ.clear()
         os.environ.update(old)
