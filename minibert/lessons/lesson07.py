@@ -10,6 +10,7 @@ recall), so a rare class counts as much as a frequent one (Sokolova & Lapalme 20
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,40 @@ def check_classifier_head(fn: Callable[..., torch.Tensor], report: Report) -> No
 # --------------------------------------------------------------------------------------------
 
 
+class _EachMessageOnce(logging.Filter):
+    """Lets a log message through the first time only (the "keep their random initialisation"
+    warning says the same for every run from the same start)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+_ONCE = _EachMessageOnce()
+
+
 def finetune_quietly(out: str | Path, overrides: Mapping[str, Any]) -> Any:
-    """A fine-tuning run into ``out`` (replacing an earlier one); its ``FinetuneResult``."""
+    """A fine-tuning run into ``out`` (replacing an earlier one); its ``FinetuneResult``.
+
+    A warning about a start's untrained weights is shown for its first run only."""
     from minibert.train.finetuning import finetune
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     had_run = out.exists() and any(out.iterdir())
-    return finetune(out=out, overrides=dict(overrides), overwrite=had_run)
+    weights_logger = logging.getLogger("minibert.hf_names")
+    weights_logger.addFilter(_ONCE)
+    try:
+        return finetune(out=out, overrides=dict(overrides), overwrite=had_run)
+    finally:
+        weights_logger.removeFilter(_ONCE)
 
 
 def score_row(name: str, result: Any) -> dict[str, Any]:
