@@ -217,15 +217,14 @@ def test_front_end_runs_a_live_explorer_offline(module, tmp_path):
         figure = ".jp-OutputArea .widget-output .js-plotly-plot .main-svg"
         page.wait_for_selector(figure, timeout=120_000)
         assert page.locator(".jp-OutputArea .widget-toggle-buttons").count() == 1
-        one_head = page.evaluate(
-            "() => document.querySelectorAll('.widget-output .heatmaplayer image').length"
-        )
+        title = "() => [...document.querySelectorAll('.widget-output .gtitle')].map(t => t.textContent).join(' ')"
+        assert "Attention, layer 2 head 0" in page.evaluate(title)
         page.get_by_role("button", name="every head", exact=True).click()
-        page.wait_for_function(
-            "(before) => document.querySelectorAll('.widget-output .heatmaplayer image').length > before",
-            arg=one_head,
-            timeout=60_000,
-        )
+        try:
+            page.wait_for_function(f"() => ({title})().includes('Model view')", timeout=60_000)
+        except Exception:
+            offline.screenshot(f"viz/{module}-explorer-failed")
+            raise
         offline.screenshot(f"viz/{module}-explorer")
         _assert_plotly_stayed_offline(offline)
         widget_errors = [e for e in offline.console_errors if "widget" in e.lower()]

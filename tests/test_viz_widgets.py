@@ -136,3 +136,20 @@ def test_attention_explorer_on_the_real_minilm():
     assert list(explorer.figure.layout.xaxis.ticktext)[:3] == ["[CLS]", "the", "cat"]
     explorer.update(view="every head")
     assert "6 layers x 12 heads" in explorer.figure.layout.title.text
+
+
+def test_sliders_show_the_layer_and_head_asked_for():
+    """A slider is made with max=0 before the model's size is known; once it is, the slider
+    shows the explorer's layer and head (seen in Notebook 7: layer=2 drawn, slider at 0)."""
+    explorer = widgets.AttentionExplorer(
+        "m", layer=1, head=2, compute=lambda *a: sample_attention(layers=2, heads=3)
+    )
+    explorer.widget  # noqa: B018 (builds the controls)
+    layer, head = explorer._controls[4], explorer._controls[5]
+    assert (layer.value, head.value) == (1, 2)
+    assert (explorer.layer, explorer.head) == (1, 2)
+    over = widgets.CheckpointExplorer(
+        "runs/x", "the cat sat", layer=1, head=2, compute=lambda *a: sample_over_training()
+    )
+    over.widget  # noqa: B018
+    assert (over._controls[4].value, over._controls[5].value) == (1, 2)

@@ -143,6 +143,13 @@ class _Explorer:
         display(self.widget)
 
 
+def _show_index(slider: Any, value: int) -> None:
+    """Put ``value`` on ``slider`` when it is in range (an out-of-range one stays an error
+    message; the slider is not the place to clamp it)."""
+    if slider.min <= value <= slider.max and slider.value != value:
+        slider.value = value
+
+
 def _default_attention(source: Any, text: str, text_pair: str | None) -> Any:
     from minibert.inspect.attention_maps import attention
 
@@ -216,6 +223,9 @@ class AttentionExplorer(_Explorer):
         layers, heads = self.result.attentions.shape[:2]
         layer_slider, head_slider = self._controls[4], self._controls[5]
         layer_slider.max, head_slider.max = layers - 1, heads - 1
+        # A slider made before the model was known clamped its value to max=0: show the state.
+        _show_index(layer_slider, self.layer)
+        _show_index(head_slider, self.head)
         head_slider.disabled = self.view != "one head"
         layer_slider.disabled = self.view == "every head"
 
@@ -310,6 +320,8 @@ class CheckpointExplorer(_Explorer):
             slider.description = f"step {self.over.checkpoints[self.checkpoint % count].step:,}"
         layers, heads = self.over.results[0].attentions.shape[:2]
         self._controls[4].max, self._controls[5].max = layers - 1, heads - 1
+        _show_index(self._controls[4], self.layer)
+        _show_index(self._controls[5], self.head)
         self._controls[4].disabled = self._controls[5].disabled = self.view == "every head"
 
 
