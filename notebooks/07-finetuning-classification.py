@@ -228,7 +228,7 @@ for wrong in ours_report.mistakes["test"][:4]:
 
 # %%
 MAX_FEW_SHOT_STEPS = lesson.pick(full=200, fast=2)
-sizes = [*lesson.pick(full=[32, 256], fast=[32]), len(topic.train)]
+sizes = lesson.pick(full=[32, 256, len(topic.train)], fast=[32])
 few_shot_steps = {
     name: max(1, min(MAX_FEW_SHOT_STEPS, result.best_step or result.steps))
     for name, result in full_runs.items()
