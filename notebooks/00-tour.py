@@ -13,7 +13,7 @@
 # 4. find the lesson that explains each piece.
 #
 # **Prerequisites.** Python; no machine learning needed. Everything runs offline on a laptop
-# CPU: about 5 minutes the first time (a short pretraining run), seconds afterwards.
+# CPU: about 2 minutes the first time (a 90-second pretraining run), 10 seconds afterwards.
 #
 # **The kit.** `minibert` is a BERT written out in readable PyTorch (numerically equal to
 # Hugging Face `transformers`), a real pretraining-data pipeline, and a training engine.

@@ -16,7 +16,7 @@
 #
 # **Prerequisites.** Python (lists, dicts, loops, `str` methods); no machine learning needed.
 #
-# **Time.** About 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About 20 seconds to run on a 2-core laptop; a 50-minute class with the exercises.
 #
 # Exercises are marked **Exercise**: write the function in the cell, run it, then run the check
 # below it. A check that fails tells you why; an exercise you skip does not stop the notebook

@@ -20,7 +20,7 @@
 # **Prerequisites.** Lesson 01 (tokens and ids); PyTorch tensors, `@` (matrix product),
 # `.transpose`, `.view`, `.softmax(dim=...)`; what a softmax is.
 #
-# **Time.** Under 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About 10 seconds to run on a 2-core laptop; a 50-minute class with the exercises.
 #
 # Exercises are marked **Exercise**: write the function, run its cell, then run the check below
 # it. A check tells you what is wrong (shapes first, then values, and the name of a common

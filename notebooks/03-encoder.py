@@ -19,7 +19,7 @@
 # **Prerequisites.** Lesson 02 (attention, heads, the padding mask). PyTorch: `nn.Linear`'s
 # weight layout `(out, in)`, `.mean(dim=..., keepdim=True)`, `.var(unbiased=...)`.
 #
-# **Time.** Under 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About 15 seconds to run on a 2-core laptop; a 50-minute class with the exercises.
 #
 # Exercises are marked **Exercise**: write the function, run its cell, then run the check below
 # it. A check names the common mistake yours matches, if any. An exercise you skip does not stop

@@ -21,7 +21,8 @@
 # **Prerequisites.** Python (sets, dicts, list comprehensions); lesson 01 (tokenization) helps.
 # Probability at the level of "the chance that two events both happen".
 #
-# **Time.** About 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About 3 minutes to run on a 2-core laptop (six small pretraining runs); a 50-minute
+# class with the exercises.
 # Exercises are marked **Exercise**; a check below each one explains what is wrong, and a
 # skipped exercise never stops the notebook. `lesson.solution("name")` prints one answer.
 

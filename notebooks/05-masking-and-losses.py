@@ -17,8 +17,9 @@
 # **Prerequisites.** PyTorch tensors (indexing with boolean masks, `gather`, `log_softmax`);
 # lesson 01 (word pieces and special tokens). Lessons 02-04 help but are not required.
 #
-# **Time.** At most 5 minutes to run on a 2-core laptop (a short pretraining run the first
-# time, unless lesson 06 or `minibert demo` made one); a 50-minute class with the exercises.
+# **Time.** About 20 seconds to run on a 2-core laptop (plus a 90-second pretraining run the
+# first time, unless lesson 00, 06 or `minibert demo` made one); a 50-minute class with the
+# exercises.
 #
 # Exercises are marked **Exercise**: write the function in the cell, run it, then run the check
 # below it. A check that fails tells you why; an exercise you skip does not stop the notebook

@@ -20,7 +20,7 @@
 # **Prerequisites.** Lessons 02-05 (attention, the BERT model, masking and the MLM loss).
 # Python and PyTorch tensors (`argmax`, boolean masks).
 #
-# **Time.** About 5 minutes to run on a 2-core laptop (three short pretraining runs); a
+# **Time.** About 3 minutes to run on a 2-core laptop (three one-minute pretraining runs); a
 # 50-minute class with the exercises. The instructor chooses the training time below.
 
 # %%

@@ -18,7 +18,7 @@
 # **Prerequisites.** Lesson 06 (pretraining; its run is reused if you made it, otherwise a
 # short one is trained now) and lesson 03 (the BERT model). Precision and recall.
 #
-# **Time.** About 5 minutes to run on a 2-core laptop (about twenty short fine-tuning runs;
+# **Time.** About 4 minutes to run on a 2-core laptop (about twenty short fine-tuning runs;
 # the budgets are printed below); a 50-minute class with the exercises.
 
 # %%

@@ -19,7 +19,7 @@
 # finds or makes one); Python lists and sets. Fine-tuning for sequence labels (lesson 07)
 # helps but is not required.
 #
-# **Time.** About 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About a minute to run on a 2-core laptop; a 50-minute class with the exercises.
 # Exercises are marked **Exercise**; the check below each one explains what is wrong, and a
 # skipped exercise never stops the notebook. `lesson.solution("name")` prints one answer.
 

@@ -21,7 +21,7 @@
 # (pretraining; this lesson reuses its run or trains a short one), lesson 07 helps
 # (fine-tuning). PyTorch tensors: indexing, `sum`/`mean` over dimensions, `torch.diagonal`.
 #
-# **Time.** At most 5 minutes to run on a 2-core laptop (plus about 90 s once if no
+# **Time.** About 25 seconds to run on a 2-core laptop (plus about 90 s once if no
 # pretrained run exists yet); a 50-minute class with the exercises.
 
 # %%

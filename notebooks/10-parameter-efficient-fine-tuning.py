@@ -22,7 +22,7 @@
 # query/key/value projections). PyTorch: `nn.Module`, `nn.Parameter`, `requires_grad`,
 # `nn.Linear` stores its weight as `(out_features, in_features)`.
 #
-# **Time.** At most 5 minutes to run on a 2-core laptop; a 50-minute class with the exercises.
+# **Time.** About a minute to run on a 2-core laptop; a 50-minute class with the exercises.
 
 # %%
 from minibert import lessons
