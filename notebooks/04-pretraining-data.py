@@ -438,7 +438,7 @@ ablation_figure(results).show()
 # ## Things to try
 #
 # 1. Rerun section 6 with `seeds = (0, 1, 2, 3)`: which differences keep their sign for every
-#    seed? (Each seed adds about a minute.)
+#    seed? (Each seed adds about a minute and a half.)
 # 2. Change `bands, rows` in section 4 to `8, 8` or `32, 2`: how do the candidate count and the
 #    found copies change? Predict it first from $1-(1-s^r)^b$.
 # 3. Lower the near-duplicate threshold to 0.5, or use 3-word shingles: which planted copies
