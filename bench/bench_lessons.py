@@ -7,8 +7,9 @@ its own run, and later lessons reuse it. The budget beside each time is the issu
 300 s per lesson in full mode and 60 s in fast mode (``MINIBERT_FAST=1``, what CI runs), on a
 2-core CPU.
 
-    python bench/bench_lessons.py                        # full mode, all lessons (about 40 min)
+    python bench/bench_lessons.py                        # full mode, all lessons (about 15 min)
     python bench/bench_lessons.py --mode fast            # CI's mode (about 4 min)
+    python bench/bench_lessons.py --mode both            # fast, then full (about 20 min)
     python bench/bench_lessons.py 04 07 --mode full      # some lessons
     python bench/bench_lessons.py --out bench-out/lessons   # keep executed notebooks + HTML
 
@@ -30,7 +31,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BUDGETS_S = {"full": 300.0, "fast": 60.0}
+sys.path.insert(0, str(REPO))  # this checkout's minibert, installed or not
+
+from minibert.lessons.core import FAST_BUDGET_S, FULL_BUDGET_S  # noqa: E402
+
+BUDGETS_S = {"full": FULL_BUDGET_S, "fast": FAST_BUDGET_S}
 
 
 def parse_args() -> argparse.Namespace:
@@ -113,7 +118,6 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
     )
-    sys.path.insert(0, str(REPO))
     sources = chosen_sources(args.lessons)
     modes = ["fast", "full"] if args.mode == "both" else [args.mode]
     print(
