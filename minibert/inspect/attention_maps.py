@@ -17,10 +17,8 @@ from minibert.inspect.errors import HeadIndexError
 from minibert.inspect.sources import (
     LoadedModel,
     ModelSource,
-    encoder_of,
-    evaluating,
+    attention_weights,
     load_model,
-    model_inputs,
 )
 from minibert.inspect.tokens import EncodedText, encode_text
 
@@ -83,19 +81,8 @@ def run_attention(loaded: LoadedModel, encoded: EncodedText) -> np.ndarray:
 
     Only the encoder runs (no vocabulary logits), under ``inference_mode``.
     """
-    encoder = encoder_of(loaded.model)
-    with evaluating(loaded.model):
-        out = encoder(
-            **model_inputs(
-                encoder,
-                input_ids=encoded.input_ids,
-                attention_mask=encoded.attention_mask,
-                token_type_ids=encoded.token_type_ids,
-            ),
-            output_attentions=True,
-        )
-        stacked = torch.cat(out.attentions, dim=0)  # (L, nh, T, T): batch of 1 dropped
-        return stacked.to(torch.float32).cpu().numpy()
+    weights = attention_weights(loaded.model, encoded)[0]  # (L, nh, T, T): the one text
+    return weights.to(torch.float32).numpy()
 
 
 def attention_from_encoded(

@@ -46,7 +46,7 @@ from minibert.inspect.heldout import check_texts, token_batches
 from minibert.inspect.sources import (
     LoadedModel,
     ModelSource,
-    encoder_of,
+    attention_weights,
     evaluating,
     load_model,
     model_inputs,
@@ -153,22 +153,11 @@ def head_statistics(
     tokenizer = loaded.tokenizer
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     vocab_punctuation: dict[int, bool] = {}
-    encoder = encoder_of(loaded.model)
-    with evaluating(loaded.model):
-        for batch in token_batches(
-            tokenizer, config, texts, batch_size=batch_size, max_length=max_length
-        ):
-            out = encoder(
-                **model_inputs(
-                    encoder,
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    token_type_ids=batch.token_type_ids,
-                ),
-                output_attentions=True,
-            )
-            weights = torch.stack(out.attentions, dim=1).double().cpu()  # (B, L, nh, T, T)
-            _accumulate(weights, batch, cls_id, sep_id, tokenizer, vocab_punctuation, sums, counts)
+    for batch in token_batches(
+        tokenizer, config, texts, batch_size=batch_size, max_length=max_length
+    ):
+        weights = attention_weights(loaded.model, batch).double()  # (B, L, nh, T, T)
+        _accumulate(weights, batch, cls_id, sep_id, tokenizer, vocab_punctuation, sums, counts)
     metrics = {name: (sums[name] / max(counts[name], 1)).numpy() for name in HEAD_METRICS}
     limits = {**CLASS_THRESHOLDS, **(thresholds or {})}
     return HeadStats(

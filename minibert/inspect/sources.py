@@ -40,6 +40,7 @@ __all__ = [
     "MINILM",
     "LoadedModel",
     "ModelSource",
+    "attention_weights",
     "clear_model_cache",
     "encoder_of",
     "evaluating",
@@ -518,3 +519,24 @@ def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     finally:
         if was_training:
             model.train()
+
+
+def attention_weights(model: torch.nn.Module, inputs: Any) -> torch.Tensor:
+    """Every layer's attention weights for a tokenized batch: ``(B, L, nh, T, T)`` (sentence,
+    layer, head, query, key), in the model's dtype, on the CPU.
+
+    ``inputs`` has ``input_ids``, ``attention_mask`` and ``token_type_ids`` (B, T). Only the
+    encoder runs (no vocabulary logits), in eval and inference mode.
+    """
+    encoder = encoder_of(model)
+    with evaluating(model):
+        out = encoder(
+            **model_inputs(
+                encoder,
+                input_ids=inputs.input_ids,
+                attention_mask=inputs.attention_mask,
+                token_type_ids=inputs.token_type_ids,
+            ),
+            output_attentions=True,
+        )
+        return torch.stack(out.attentions, dim=1).cpu()  # L x (B, nh, T, T) -> (B, L, nh, T, T)

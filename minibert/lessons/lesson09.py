@@ -52,7 +52,7 @@ def attention_batch(
     """
     from minibert.inspect import load_model
     from minibert.inspect.heldout import token_batches
-    from minibert.inspect.sources import encoder_of, evaluating, model_inputs
+    from minibert.inspect.sources import attention_weights
 
     loaded = load_model(model_source)
     (batch,) = list(
@@ -64,18 +64,7 @@ def attention_batch(
             max_length=max_length,
         )
     )
-    encoder = encoder_of(loaded.model)
-    with evaluating(loaded.model):
-        out = encoder(
-            **model_inputs(
-                encoder,
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
-                token_type_ids=batch.token_type_ids,
-            ),
-            output_attentions=True,
-        )
-    weights = torch.stack(out.attentions, dim=1).double()  # (B, L, nh, T, T)
+    weights = attention_weights(loaded.model, batch).double()  # (B, L, nh, T, T)
     tokens = [loaded.tokenizer.convert_ids_to_tokens(row) for row in batch.input_ids.tolist()]
     return AttentionBatch(weights, batch.attention_mask, tokens, list(texts))
 
