@@ -735,8 +735,9 @@ def ablation_figure(results: Sequence[ArmResult]):
         go.Bar(
             x=names,
             y=means,
-            text=[f"{m:.1%}" for m in means],
-            textposition="outside",
+            text=[f"mean {m:.1%}" for m in means],
+            textposition="inside",  # the seeds' dots sit at the bar's top
+            insidetextanchor="middle",
             name="mean over seeds",
             marker_color="#9DB8D9",
         )
